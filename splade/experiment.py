@@ -1,0 +1,143 @@
+# SPLADE experiments, following
+#
+# - SPLADE v2: Sparse Lexical and Expansion Model for Information Retrieval
+#   (Formal, Lassance, Piwowarski, Clinchant), 2021, arXiv:2109.10086
+# - From Distillation to Hard Negative Sampling: Making Sparse Neural IR
+#   Models More Effective (Formal, Lassance, Piwowarski, Clinchant), SIGIR 2022
+# - Towards Effective and Efficient Sparse Neural Information Retrieval
+#   (Formal, Lassance, Piwowarski, Clinchant), TOIS 2023
+#
+# Run with: experimaestro run-experiment splade/debug.yaml
+
+from experimaestro import RunMode, copyconfig
+from experimaestro.launcherfinder import find_launcher
+from xpm_torch import Random
+from xpm_torch.learner import Learner
+from xpmir.datasets.adapters import RetrieverBasedCollection
+from xpmir.experiments.ir import IRExperimentHelper, ir_experiment
+from xpmir.index.bow import BOWRetriever, BOWSparseRetrieverIndexBuilder
+from xpmir.index.sparse import SparseRetriever, SparseRetrieverIndexBuilder
+from xpmir.letor.distillation.pairwise import (
+    DistillationPairwiseTrainer,
+    MSEDifferenceLoss,
+)
+from xpmir.letor.validation import ValidationListener
+from xpmir.papers.results import PaperResults
+from xpmir.rankers.standard import BM25
+
+from splade import data
+from splade.configuration import SPLADEConfiguration
+from splade.fabric import fabric
+from splade.models import splade_model
+from splade.workarounds import FullRetrieverRescorer
+
+
+@ir_experiment()
+def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
+    """SPLADE: sparse lexical and expansion model for first-stage retrieval"""
+    bm25_launcher = find_launcher(cfg.bm25.requirements)
+    learner_launcher = find_launcher(cfg.learner.requirements)
+    index_launcher = find_launcher(cfg.indexation.requirements)
+    retrieval_launcher = find_launcher(cfg.retrieval.requirements)
+    device = fabric(cfg.precision)
+
+    # --- Data: documents and test collections
+    documents = data.dataset(cfg.data.documents)
+    tests = data.test_collections(cfg.data.tests, cfg.retrieval.measures)
+
+    # --- BM25 baseline (impact-index bag-of-words index)
+    bm25_index = BOWSparseRetrieverIndexBuilder.C(documents=documents).submit(
+        launcher=bm25_launcher
+    )
+    bm25 = BOWRetriever.C(
+        index=bm25_index,
+        model=BM25.C(k1=cfg.bm25.k1, b=cfg.bm25.b),
+        topk=cfg.retrieval.topk,
+    )
+    tests.evaluate_retriever(copyconfig(bm25).tag("model", "bm25"), bm25_launcher)
+
+    # --- Validation collection: BM25 top-k documents of validation queries
+    validation = RetrieverBasedCollection.C(
+        dataset=data.validation_queries(cfg.data, cfg.seed, bm25_launcher),
+        retrievers=[copyconfig(bm25, topk=cfg.bm25.validation_topk)],
+    ).submit(launcher=bm25_launcher)
+    validation.documents.in_memory = True
+
+    # --- SPLADE model and its FLOPS regularization
+    scorer, flops, init_tasks = splade_model(cfg.model)
+
+    # --- Training: MarginMSE distillation from teacher scores
+    trainer = DistillationPairwiseTrainer.C(
+        sampler=data.distillation_sampler(cfg.data, documents),
+        lossfn=MSEDifferenceLoss.C(),
+        hooks=[flops],
+        batch_size=cfg.learner.optimization.batch_size,
+        num_workers=cfg.learner.num_workers,
+    )
+
+    # --- Validation: keeps the checkpoint with the best RR@10
+    validation_listener = ValidationListener.C(
+        id="bestval",
+        dataset=validation,
+        retriever=FullRetrieverRescorer.C(
+            documents=validation.documents,
+            scorer=scorer,
+            batchsize=cfg.indexation.batch_size,
+        ),
+        metrics={"RR@10": True, "nDCG@10": False},
+        validation_interval=cfg.learner.validation_interval,
+        early_stop=cfg.learner.early_stop,
+    )
+
+    learner = Learner.C(
+        random=Random.C(seed=cfg.seed),
+        trainer=trainer,
+        model=scorer,
+        optimizers=cfg.learner.optimization.optimizer,
+        max_epochs=cfg.learner.optimization.max_epochs,
+        steps_per_epoch=cfg.learner.optimization.steps_per_epoch,
+        listeners=[validation_listener],
+        fabric_config=device,
+    )
+    outputs = learner.submit(launcher=learner_launcher, init_tasks=init_tasks)
+    if helper.xp.run_mode == RunMode.NORMAL:
+        helper.tensorboard_service.add(learner, learner.logpath)
+    best = outputs.listeners["bestval"]["RR@10"]
+
+    # --- Sparse index of the collection and retrieval with the query encoder
+    def splade_retriever(init_tasks):
+        index = SparseRetrieverIndexBuilder.C(
+            documents=documents,
+            encoder=scorer.encoder,
+            batch_size=cfg.indexation.batch_size,
+            max_docs=cfg.indexation.max_docs,
+            ordered_index=False,
+            fabric_config=device,
+        ).submit(launcher=index_launcher, init_tasks=init_tasks)
+        return SparseRetriever.C(
+            index=index,
+            encoder=scorer.query_encoder or scorer.encoder,
+            topk=cfg.retrieval.topk,
+            batchsize=cfg.retrieval.batch_size,
+        )
+
+    # --- Evaluation on the test collections
+    tests.evaluate_retriever(
+        splade_retriever([best]).tag("model", "splade"),
+        retrieval_launcher,
+        init_tasks=[best],
+        fabric_config=device,
+    )
+    if cfg.retrieval.evaluate_untrained:
+        tests.evaluate_retriever(
+            splade_retriever(init_tasks).tag("model", "splade-untrained"),
+            retrieval_launcher,
+            init_tasks=init_tasks,
+            fabric_config=device,
+        )
+
+    return PaperResults(
+        models={"splade-RR@10": best},
+        evaluations=tests,
+        tb_logs={"splade-RR@10": learner.logpath},
+    )

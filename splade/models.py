@@ -1,0 +1,27 @@
+"""The SPLADE models of the papers, built with xpmir"""
+
+from xpmir.neural.splade import spladeV2_doc, spladeV2_max
+
+from splade.configuration import Model
+from splade.data import hf_model
+
+ARCHITECTURES = {"max": spladeV2_max, "doc": spladeV2_doc}
+
+
+def splade_model(cfg: Model):
+    """Returns the SPLADE scorer, its FLOPS regularizer and the tasks that
+    initialize it from the pretrained masked language model
+
+    ``max`` is SPLADE-max (SPLADE v2, max pooling over tokens of
+    log(1 + ReLU(MLM logits))); ``doc`` is SPLADE-doc, whose queries are
+    binary bags of tokens.
+    """
+    scorer, flops, init_tasks = ARCHITECTURES[cfg.architecture](
+        lambda_q=cfg.lambda_q,
+        lambda_d=cfg.lambda_d,
+        lambda_warmup_steps=cfg.lambda_warmup_steps,
+        hf_id=hf_model(cfg.base_hf_id),
+    )
+    scorer.encoder.maxlen = cfg.document_maxlen
+    scorer.query_encoder.maxlen = cfg.query_maxlen
+    return scorer, flops, init_tasks
