@@ -12,13 +12,14 @@ import ir_measures
 from datamaestro import prepare_dataset
 from datamaestro_ir.data import Adhoc, DocumentStore
 from xpmir.datasets.adapters import MemoryTopicStore, RandomFold
-from xpmir.evaluation import Evaluations, EvaluationsCollection
+from xpmir.evaluation import Evaluations
 from xpmir.letor.distillation.samplers import DistillationPairwiseSampler
 from xpmir.letor.processors import StoreHydrator
 from xpmir.letor.samplers.adapters import SamplerAdapter
 from xpmir.measures import Measure
 
 from splade.configuration import Data
+from splade.results import ResultsTable
 
 
 def dataset(dataset_id: str):
@@ -35,10 +36,10 @@ def measure(name: str) -> Measure:
     return Measure.C(identifier=identifier, cutoff=int(cutoff) if cutoff else None)
 
 
-def test_collections(tests: Dict[str, str], measures: List[str]) -> EvaluationsCollection:
+def test_collections(tests: Dict[str, str], measures: List[str]) -> ResultsTable:
     """The test collections, with the measures computed on each"""
     parsed = [measure(name) for name in measures]
-    return EvaluationsCollection(
+    return ResultsTable(
         **{key: Evaluations(dataset(ds_id), parsed) for key, ds_id in tests.items()}
     )
 

@@ -1,0 +1,24 @@
+"""The results table of an experiment"""
+
+import pandas as pd
+from xpmir.evaluation import EvaluationsCollection
+
+
+class ResultsTable(EvaluationsCollection):
+    """Test collections whose results are one flat table: a row per
+    (dataset, model) with the tags of the model (e.g. the values of a
+    sweep) and one column per measure
+
+    xpmir's table has a two-level header (tag / metric), awkward to read
+    back (``pd.read_csv(path)`` is enough for this one).
+    """
+
+    def to_dataframe(self) -> pd.DataFrame:
+        rows = []
+        for key, evaluations in self.collection.items():
+            for tags, result in evaluations.per_tags.items():
+                row = {"dataset": key}
+                row.update((k, v) for k, v in sorted(tags.items()) if k != "dataset")
+                row.update((k, float(v)) for k, v in result.get_results().items())
+                rows.append(row)
+        return pd.DataFrame(rows)

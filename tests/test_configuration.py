@@ -1,0 +1,77 @@
+"""YAML recipes: inheritance from _common.yaml and command-line overrides"""
+
+from pathlib import Path
+
+import pytest
+from experimaestro.experiments.cli import ConfigurationLoader
+from experimaestro.utils.config import deep_merge, from_dotlist, validate_attrs
+
+from splade.configuration import SPLADEConfiguration
+
+from conftest import ROOT
+
+RECIPES = sorted(
+    path for path in (ROOT / "splade").glob("*.yaml") if not path.name.startswith("_")
+)
+
+
+def load(yaml_file: Path, *overrides: str) -> SPLADEConfiguration:
+    """Loads a recipe as `experimaestro run-experiment YAML -c ...` does"""
+    loader = ConfigurationLoader()
+    loader.load(yaml_file)
+    merged = {}
+    for data in loader.yamls:
+        deep_merge(merged, data)
+    deep_merge(merged, from_dotlist(list(overrides)))
+    return validate_attrs(SPLADEConfiguration, merged)
+
+
+def test_debug_inherits_common_and_overrides_defaults():
+    cfg = load(ROOT / "splade" / "debug.yaml")
+    assert cfg.id == "splade-debug"
+    # from _common.yaml
+    assert Path(cfg.file) == ROOT / "splade" / "experiment"
+    # from debug.yaml
+    assert cfg.data.documents == "splade.debug.documents"
+    assert cfg.data.tests == {"debug": "splade.debug.test"}
+    assert cfg.model.base_hf_id == "splade.debug.bert"
+    assert cfg.learner.optimization.batch_size == 32
+    # defaults of configuration.py, untouched by debug.yaml
+    assert cfg.bm25.k1 == 0.9 and cfg.bm25.b == 0.4
+    assert cfg.model.architecture == "max"
+    assert cfg.retrieval.topk == 1000
+
+
+def test_parent_values_are_overridden(tmp_path):
+    (tmp_path / "_common.yaml").write_text("model:\n  lambda_q: 0.7\n  lambda_d: 0.6\n")
+    (tmp_path / "child.yaml").write_text(
+        "id: child\nparent: _common.yaml\nmodel:\n  lambda_d: 0.1\n"
+    )
+    cfg = load(tmp_path / "child.yaml")
+    assert (cfg.model.lambda_q, cfg.model.lambda_d) == (0.7, 0.1)
+
+
+def test_command_line_overrides():
+    cfg = load(
+        ROOT / "splade" / "debug.yaml",
+        "model.lambda_d=1e-2",
+        "learner.optimization.max_epochs=3",
+        "retrieval.evaluate_untrained=true",
+    )
+    assert cfg.model.lambda_d == pytest.approx(0.01)
+    assert cfg.learner.optimization.max_epochs == 3
+    assert cfg.retrieval.evaluate_untrained is True
+    # the rest of debug.yaml is kept
+    assert cfg.model.lambda_q == pytest.approx(0.3)
+
+
+def test_wrong_types_are_rejected():
+    with pytest.raises(Exception, match="batch_size"):
+        load(ROOT / "splade" / "debug.yaml", "learner.optimization.batch_size=many")
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_every_recipe_loads(recipe):
+    cfg = load(recipe)
+    assert cfg.id.startswith("splade-"), "ids must match the workspace trigger"
+    assert cfg.title and cfg.description

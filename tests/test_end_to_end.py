@@ -1,0 +1,99 @@
+"""`experimaestro run-experiment splade/debug.yaml` as a user runs it: in a
+new HOME, after `python -m splade.workspace`, without network"""
+
+import os
+import subprocess
+import sys
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+
+def run(args, env, log: Path, timeout=900):
+    with log.open("wt") as fp:
+        process = subprocess.run(
+            args, cwd=ROOT, env=env, stdout=fp, stderr=subprocess.STDOUT, timeout=timeout
+        )
+    return process.returncode
+
+
+def failure_report(home: Path, log: Path) -> str:
+    """The end of the run log and of every job's stderr"""
+    parts = [f"--- {log}\n" + "\n".join(log.read_text().splitlines()[-60:])]
+    for err in sorted((home / "experiments").glob("splade/jobs/*/*/*.err")):
+        parts.append(f"--- {err}\n" + "\n".join(err.read_text().splitlines()[-30:]))
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def debug_run(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    site = tmp_path_factory.mktemp("site")
+    # Every Python process of the run (experiment, jobs) refuses and records
+    # network accesses
+    shutil.copyfile(Path(__file__).parent / "network_guard.py", site / "network_guard.py")
+    (site / "sitecustomize.py").write_text("import network_guard\nnetwork_guard.install()\n")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATAMAESTRO", "XPM", "HF_", "TRANSFORMERS"))
+    }
+    env.update(
+        HOME=str(home),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")])),
+        SPLADE_TEST_NETWORK_LOG=str(home / "network.log"),
+    )
+    bindir = Path(sys.executable).parent
+    env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
+
+    assert run([sys.executable, "-m", "splade.workspace"], env, home / "ws.log") == 0
+    command = ["experimaestro", "run-experiment", "splade/debug.yaml"]
+    log = home / "run.log"
+    code = run(command + ["-c", "retrieval.evaluate_untrained=true"], env, log)
+    assert code == 0, failure_report(home, log)
+    return home, env, command
+
+
+def results(home: Path) -> pd.DataFrame:
+    (path,) = (home / "experiments/splade/experiments/splade-debug/current").glob(
+        "results/results.csv"
+    )
+    return pd.read_csv(path)
+
+
+def test_results_table(debug_run):
+    home, _, _ = debug_run
+    df = results(home).set_index("model")
+    assert set(df.index) == {"bm25", "splade", "splade-untrained"}
+    assert (df["dataset"] == "debug").all()
+    for measure in ["RR@10", "nDCG@10", "R@1000", "AP"]:
+        assert df[measure].between(0, 1).all(), measure
+
+
+def test_splade_learns(debug_run):
+    """Trained SPLADE beats BM25 and the same model before training"""
+    home, _, _ = debug_run
+    ndcg = results(home).set_index("model")["nDCG@10"]
+    assert ndcg["bm25"] <= 0.75, "BM25 should be clearly imperfect here"
+    assert ndcg["splade"] > ndcg["bm25"] + 0.1
+    assert ndcg["splade"] > ndcg["splade-untrained"] + 0.3
+
+
+def test_no_network_access(debug_run):
+    home, _, _ = debug_run
+    log = home / "network.log"
+    assert not log.exists(), log.read_text()
+
+
+def test_rerun_reuses_every_task(debug_run):
+    home, env, command = debug_run
+    jobs = home / "experiments/splade/jobs"
+    before = {p: p.stat().st_mtime for p in jobs.glob("*/*/*.done")}
+    log = home / "rerun.log"
+    assert run(command + ["-c", "retrieval.evaluate_untrained=true"], env, log) == 0
+    after = {p: p.stat().st_mtime for p in jobs.glob("*/*/*.done")}
+    assert before == after, "a finished task was run again"
+    assert "Process started" not in log.read_text()

@@ -1,0 +1,76 @@
+"""The work-arounds of splade/workarounds.py: the upstream bug, and the fix"""
+
+import pytest
+import torch
+from datamaestro_ir.data.beir import BeirDocumentStore
+from xpmir.datasets.adapters import DocumentSubset
+from xpmir.rankers.full import FullRetrieverRescorer as UpstreamRescorer
+
+from splade.configuration import Model
+from splade.datasets import write_document_store
+from splade.models import splade_model
+from splade.workarounds import FullRetrieverRescorer
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, collection, tiny_model):
+    folder = tmp_path_factory.mktemp("docs")
+    with (folder / "documents.tsv").open("wt") as fp:
+        for docid, text in collection.documents[:40]:
+            fp.write(f"{docid}\t{text}\n")
+    write_document_store(folder / "documents.tsv", folder / "store")
+    (folder / "docids.txt").write_text(
+        "".join(f"{docid}\n" for docid, _ in collection.documents[:40])
+    )
+    store = BeirDocumentStore.C(id="test.store", path=folder / "store", count=40)
+    documents = DocumentSubset.C(
+        id="test.subset", base=store, docids_path=folder / "docids.txt"
+    )
+    scorer, _, _ = splade_model(Model(base_hf_id=str(tiny_model)))
+    queries = {
+        qid: {"id": qid, "text_item": collection.queries["test"][ix][1]}
+        for ix, qid in enumerate(["q1", "q2", "q3"])
+    }
+    return documents, scorer, queries
+
+
+def rescorer(cls, documents, scorer, tiny_model):
+    retriever = cls.C(documents=documents, scorer=scorer, batchsize=16).instance()
+    retriever.scorer.initialize()
+    retriever.scorer.encoder.load_model(tiny_model)
+    retriever.initialize()
+    return retriever
+
+
+def as_records(queries):
+    from datamaestro_ir.data import SimpleTextItem
+
+    return {
+        qid: {"id": qid, "text_item": SimpleTextItem(q["text_item"])}
+        for qid, q in queries.items()
+    }
+
+
+def test_upstream_rescorer_fails_with_dual_models(setup, tiny_model):
+    documents, scorer, queries = setup
+    retriever = rescorer(UpstreamRescorer, documents, scorer, tiny_model)
+    with pytest.raises(TypeError, match="score_product"):
+        retriever.retrieve_all(as_records(queries))
+
+
+def test_rescorer_matches_brute_force(setup, tiny_model):
+    documents, scorer, queries = setup
+    retriever = rescorer(FullRetrieverRescorer, documents, scorer, tiny_model)
+    results = retriever.retrieve_all(as_records(queries))
+
+    model = retriever.scorer
+    docs = [documents.document_ext(docid) for docid in documents.docids]
+    with torch.no_grad():
+        q = model.encode_queries(list(as_records(queries).values())).value
+        d = model.encode_documents(docs).value
+    expected = q @ d.T
+    for ix, qid in enumerate(queries):
+        scores = torch.tensor([sd.score for sd in results[qid]])
+        ids = [sd.document["id"] for sd in results[qid]]
+        assert ids == documents.docids
+        torch.testing.assert_close(scores, expected[ix], rtol=1e-5, atol=1e-4)
