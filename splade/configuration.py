@@ -52,6 +52,10 @@ class Data:
     )
     """Test collections: name -> datamaestro id of an ad-hoc dataset"""
 
+    test_sizes: Dict[str, int] = Factory(dict)
+    """Evaluate on a random sample of queries: test collection name -> number
+    of queries (collections not named here are used whole)"""
+
 
 @configuration
 class BM25:
@@ -94,8 +98,9 @@ class Model:
     """The FLOPS weights grow quadratically from 0 to their value during
     these many steps"""
 
-    query_maxlen: int = 32
-    """Maximum number of tokens of a query"""
+    query_maxlen: int = 256
+    """Maximum number of tokens of a query (256 in the papers' code, like
+    documents; queries are padded to the longest of their batch only)"""
 
     document_maxlen: int = 256
     """Maximum number of tokens of a document"""
@@ -109,8 +114,10 @@ class Learner:
     """Optimizer, learning rate schedule, batch size, epochs and steps"""
 
     loss: str = "margin_mse"
-    """``margin_mse``: distillation from teacher scores (MarginMSE,
-    Hofstätter et al.)"""
+    """``margin_mse``: MarginMSE distillation from teacher scores
+    (DistilSPLADE-max; `data.train` holds teacher-scored pairs);
+    ``softmax_ce``: softmax cross-entropy with in-batch negatives (SPLADE v2;
+    `data.train` holds query/positive/negative triplets)"""
 
     validation_interval: int = 1
     """Number of epochs between two validations"""
@@ -134,7 +141,9 @@ class Indexation:
     """Number of documents encoded at once"""
 
     max_docs: int = 0
-    """Index only the first documents (0: all of them)"""
+    """Index only the first documents (0: all of them), for BM25 and SPLADE
+    alike; test queries are then restricted to those with a relevant
+    document among the indexed ones, and judgements to indexed documents"""
 
     requirements: str = "duration=2 days & cuda(mem=16G)"
     """Launcher requirements for encoding and indexing"""

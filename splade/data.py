@@ -2,20 +2,21 @@
 
 Every data source is a datamaestro dataset identifier, so that MS MARCO and
 the embedded debug collection (``splade.debug.*``, see
-:mod:`splade.datasets`) go through the same code.
+:mod:`splade.repository`) go through the same code.
 """
 
+import logging
 from pathlib import Path
 from typing import Dict, List
 
 import ir_measures
 from datamaestro import prepare_dataset
-from datamaestro_ir.data import Adhoc, DocumentStore
-from xpmir.datasets.adapters import MemoryTopicStore, RandomFold
+from datamaestro_ir.data import Adhoc
+from datamaestro_ir.data.csv import Topics
+from datamaestro_ir.data.trec import TrecAdhocAssessments
+from experimaestro import Annotated, Param, Task, pathgenerator, tqdm
+from xpmir.datasets.adapters import RandomFold
 from xpmir.evaluation import Evaluations
-from xpmir.letor.distillation.samplers import DistillationPairwiseSampler
-from xpmir.letor.processors import StoreHydrator
-from xpmir.letor.samplers.adapters import SamplerAdapter
 from xpmir.measures import Measure
 
 from splade.configuration import Data
@@ -36,12 +37,73 @@ def measure(name: str) -> Measure:
     return Measure.C(identifier=identifier, cutoff=int(cutoff) if cutoff else None)
 
 
-def test_collections(tests: Dict[str, str], measures: List[str]) -> ResultsTable:
-    """The test collections, with the measures computed on each"""
+def test_collections(data: Data, measures: List[str], max_docs: int) -> ResultsTable:
+    """The test collections, with the measures computed on each
+
+    When only the first ``max_docs`` documents are indexed, the queries and
+    judgements are restricted to them; a test collection named in
+    ``data.test_sizes`` is a random sample of its queries.
+    """
     parsed = [measure(name) for name in measures]
-    return ResultsTable(
-        **{key: Evaluations(dataset(ds_id), parsed) for key, ds_id in tests.items()}
-    )
+    collections = {}
+    for key, dataset_id in data.tests.items():
+        collection = dataset(dataset_id)
+        if max_docs > 0:
+            collection = IndexedSubset.C(dataset=collection, max_docs=max_docs).submit()
+        if size := data.test_sizes.get(key):
+            collection = RandomFold.C(
+                dataset=collection, seed=0, fold=0, sizes=[size]
+            ).submit()
+        collections[key] = Evaluations(collection, parsed)
+    return ResultsTable(**collections)
+
+
+class IndexedSubset(Task):
+    """The queries of an ad-hoc dataset that have a relevant document among
+    the first ``max_docs`` documents, with judgements on those documents
+    only: the dataset as if the collection were these documents"""
+
+    dataset: Param[Adhoc]
+    """The full dataset"""
+
+    max_docs: Param[int]
+    """Number of documents kept (in collection order, as indexers use)"""
+
+    topics: Annotated[Path, pathgenerator("topics.tsv")]
+    assessments: Annotated[Path, pathgenerator("qrels.txt")]
+
+    def task_outputs(self, dep) -> Adhoc:
+        return dep(
+            Adhoc.C(
+                id="",
+                documents=self.dataset.documents,
+                topics=dep(Topics.C(id="", path=self.topics)),
+                assessments=dep(TrecAdhocAssessments.C(id="", path=self.assessments)),
+            )
+        )
+
+    def execute(self):
+        documents = self.dataset.documents
+        count = min(self.max_docs, documents.documentcount)
+        indexed = {
+            documents.docid_internal2external(ix)
+            for ix in tqdm(range(count), desc="Indexed document ids")
+        }
+        kept = set()
+        with self.assessments.open("wt") as fp:
+            for topic in self.dataset.assessments.iter():
+                judged = [a for a in topic.assessments if a.doc_id in indexed]
+                if any(a.rel > 0 for a in judged):
+                    kept.add(topic.topic_id)
+                    for a in judged:
+                        fp.write(f"{topic.topic_id} 0 {a.doc_id} {a.rel}\n")
+        total = 0
+        with self.topics.open("wt") as fp:
+            for topic in self.dataset.topics.iter():
+                total += 1
+                if topic["id"] in kept:
+                    fp.write(f"{topic['id']}\t{topic['text_item'].text}\n")
+        logging.info("Kept %d queries out of %d", len(kept), total)
 
 
 def validation_queries(data: Data, seed: int, launcher=None) -> Adhoc:
@@ -58,20 +120,6 @@ def validation_queries(data: Data, seed: int, launcher=None) -> Adhoc:
         sizes=[data.validation_size],
         exclude=exclude,
     ).submit(launcher=launcher)
-
-
-def distillation_sampler(data: Data, documents: DocumentStore) -> SamplerAdapter:
-    """Teacher-scored (query, positive, negative) samples, with the query
-    and document texts looked up in their stores"""
-    return SamplerAdapter.C(
-        sampler=DistillationPairwiseSampler.C(samples=dataset(data.train)),
-        processors=[
-            StoreHydrator.C(
-                documentstore=documents,
-                querystore=MemoryTopicStore.C(topics=dataset(data.train_queries)),
-            )
-        ],
-    )
 
 
 def hf_model(base_hf_id: str) -> str:

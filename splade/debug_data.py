@@ -29,7 +29,7 @@ imperfect while a model that learns query expansion can do much better:
   (the hard negatives BM25 would return) and documents that share one
   concept with the topic.
 
-Everything here is plain Python; :mod:`splade.datasets` exposes the generated
+Everything here is plain Python; :mod:`splade.repository` exposes the generated
 files through datamaestro / datamaestro_ir data objects.
 """
 

@@ -17,24 +17,23 @@ from xpmir.datasets.adapters import RetrieverBasedCollection
 from xpmir.experiments.ir import IRExperimentHelper, ir_experiment
 from xpmir.index.bow import BOWRetriever, BOWSparseRetrieverIndexBuilder
 from xpmir.index.sparse import SparseRetriever, SparseRetrieverIndexBuilder
-from xpmir.letor.distillation.pairwise import (
-    DistillationPairwiseTrainer,
-    MSEDifferenceLoss,
-)
 from xpmir.letor.validation import ValidationListener
 from xpmir.papers.results import PaperResults
 from xpmir.rankers.standard import BM25
 
 from splade import data
 from splade.configuration import SPLADEConfiguration
+from splade.errors import check
 from splade.fabric import fabric
 from splade.models import splade_model
+from splade.training import trainer
 from splade.workarounds import FullRetrieverRescorer
 
 
 @ir_experiment()
 def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     """SPLADE: sparse lexical and expansion model for first-stage retrieval"""
+    check(cfg)
     bm25_launcher = find_launcher(cfg.bm25.requirements)
     learner_launcher = find_launcher(cfg.learner.requirements)
     index_launcher = find_launcher(cfg.indexation.requirements)
@@ -43,12 +42,13 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
 
     # --- Data: documents and test collections
     documents = data.dataset(cfg.data.documents)
-    tests = data.test_collections(cfg.data.tests, cfg.retrieval.measures)
+    max_docs = cfg.indexation.max_docs
+    tests = data.test_collections(cfg.data, cfg.retrieval.measures, max_docs)
 
     # --- BM25 baseline (impact-index bag-of-words index)
-    bm25_index = BOWSparseRetrieverIndexBuilder.C(documents=documents).submit(
-        launcher=bm25_launcher
-    )
+    bm25_index = BOWSparseRetrieverIndexBuilder.C(
+        documents=documents, max_docs=max_docs
+    ).submit(launcher=bm25_launcher)
     bm25 = BOWRetriever.C(
         index=bm25_index,
         model=BM25.C(k1=cfg.bm25.k1, b=cfg.bm25.b),
@@ -66,15 +66,6 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     # --- SPLADE model and its FLOPS regularization
     scorer, flops, init_tasks = splade_model(cfg.model)
 
-    # --- Training: MarginMSE distillation from teacher scores
-    trainer = DistillationPairwiseTrainer.C(
-        sampler=data.distillation_sampler(cfg.data, documents),
-        lossfn=MSEDifferenceLoss.C(),
-        hooks=[flops],
-        batch_size=cfg.learner.optimization.batch_size,
-        num_workers=cfg.learner.num_workers,
-    )
-
     # --- Validation: keeps the checkpoint with the best RR@10
     validation_listener = ValidationListener.C(
         id="bestval",
@@ -89,9 +80,11 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
         early_stop=cfg.learner.early_stop,
     )
 
+    # --- Training: MarginMSE distillation from teacher scores, or softmax
+    # cross-entropy with in-batch negatives (learner.loss)
     learner = Learner.C(
         random=Random.C(seed=cfg.seed),
-        trainer=trainer,
+        trainer=trainer(cfg.learner, cfg.data, documents, flops, cfg.seed),
         model=scorer,
         optimizers=cfg.learner.optimization.optimizer,
         max_epochs=cfg.learner.optimization.max_epochs,
@@ -110,7 +103,7 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
             documents=documents,
             encoder=scorer.encoder,
             batch_size=cfg.indexation.batch_size,
-            max_docs=cfg.indexation.max_docs,
+            max_docs=max_docs,
             ordered_index=False,
             fabric_config=device,
         ).submit(launcher=index_launcher, init_tasks=init_tasks)

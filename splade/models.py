@@ -1,9 +1,10 @@
 """The SPLADE models of the papers, built with xpmir"""
 
-from xpmir.neural.splade import spladeV2_doc, spladeV2_max
+from xpmir.neural.splade import SpladeScorer, spladeV2_doc, spladeV2_max
 
 from splade.configuration import Model
 from splade.data import hf_model
+from splade.workarounds import BinaryQueryEncoder
 
 ARCHITECTURES = {"max": spladeV2_max, "doc": spladeV2_doc}
 
@@ -22,6 +23,11 @@ def splade_model(cfg: Model):
         lambda_warmup_steps=cfg.lambda_warmup_steps,
         hf_id=hf_model(cfg.base_hf_id),
     )
+    if cfg.architecture == "doc":
+        scorer = SpladeScorer.C(
+            encoder=scorer.encoder,
+            query_encoder=BinaryQueryEncoder.C(tokenizer=scorer.encoder.tokenizer),
+        )
     scorer.encoder.maxlen = cfg.document_maxlen
     scorer.query_encoder.maxlen = cfg.query_maxlen
     return scorer, flops, init_tasks

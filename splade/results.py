@@ -1,7 +1,11 @@
 """The results table of an experiment"""
 
+import logging
+
 import pandas as pd
 from xpmir.evaluation import EvaluationsCollection
+
+logger = logging.getLogger(__name__)
 
 
 class ResultsTable(EvaluationsCollection):
@@ -17,8 +21,13 @@ class ResultsTable(EvaluationsCollection):
         rows = []
         for key, evaluations in self.collection.items():
             for tags, result in evaluations.per_tags.items():
+                try:
+                    measures = result.get_results()
+                except FileNotFoundError:
+                    logger.error("No results for %s on %s (task failed)", tags, key)
+                    continue
                 row = {"dataset": key}
                 row.update((k, v) for k, v in sorted(tags.items()) if k != "dataset")
-                row.update((k, float(v)) for k, v in result.get_results().items())
+                row.update((k, float(v)) for k, v in measures.items())
                 rows.append(row)
         return pd.DataFrame(rows)

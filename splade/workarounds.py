@@ -4,8 +4,17 @@ Each one is as small as possible, names the upstream behaviour it works
 around, and has a test in ``tests/test_workarounds.py`` that shows the bug.
 """
 
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+from experimaestro import Param, field
+from xpm_torch.module import initialized
 from xpmir.rankers import ScoredDocument
 from xpmir.rankers.full import FullRetrieverRescorer as _FullRetrieverRescorer
+from xpmir.text import TokenizerOptions
+from xpmir.text.encoders import InputType, TextEncoderBase, TextsRepresentationOutput
+from xpmir.text.huggingface import HFTokenizerBase
 
 
 class FullRetrieverRescorer(_FullRetrieverRescorer):
@@ -27,3 +36,51 @@ class FullRetrieverRescorer(_FullRetrieverRescorer):
                 [ScoredDocument(document, score) for score in scores[:, doc_ix].tolist()]
             )
         pbar.update(scores.numel())
+
+
+class BinaryQueryEncoder(TextEncoderBase[InputType, TextsRepresentationOutput]):
+    """SPLADE-doc's query encoder: the binary bag of the query's tokens
+
+    xpmir 1.5.0's ``OneHotHuggingFaceEncoder`` (used by ``spladeV2_doc``)
+    still takes strings and returns a bare tensor, while the scorers and the
+    ``SparseRetriever`` of the same release give records and expect a
+    ``TextsRepresentationOutput``: SPLADE-doc can be neither trained nor
+    evaluated with it. This encoder uses the document encoder's tokenizer.
+    """
+
+    tokenizer: Param[HFTokenizerBase[InputType]]
+    """The tokenizer (shared with the document encoder)"""
+
+    maxlen: Param[Optional[int]] = field(default=None, ignore_default=True)
+    """Maximum number of tokens of a query"""
+
+    def __initialize__(self):
+        super().__initialize__()
+        self.tokenizer.initialize()
+        hf_tokenizer = self.tokenizer.tokenizer.tokenizer
+        self._special = sorted(set(hf_tokenizer.all_special_ids))
+        self._dimension = len(hf_tokenizer)
+        # No parameter is learned, but the module must know its device
+        self.register_buffer("_device", torch.zeros(0), persistent=False)
+
+    @property
+    def dimension(self):
+        return self._dimension
+
+    def static(self):
+        return True
+
+    @initialized
+    def forward(self, texts: List[InputType]) -> TextsRepresentationOutput:
+        tokenized = self.tokenizer.tokenize(texts, options=TokenizerOptions(self.maxlen))
+        value = torch.zeros(len(texts), self.dimension, device=self._device.device)
+        ids = tokenized.ids.to(value.device)
+        value.scatter_(1, ids, 1.0)
+        value[:, self._special] = 0
+        return TextsRepresentationOutput(value, tokenized)
+
+    def save_model(self, path: Path):
+        path.mkdir(parents=True, exist_ok=True)
+
+    def load_model(self, path: Path):
+        pass

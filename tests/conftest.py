@@ -1,14 +1,38 @@
 """Shared fixtures; every test runs offline"""
 
+import os
+import tempfile
 from pathlib import Path
 
+# Datasets made by the package (splade.debug.*) go to a temporary
+# datamaestro folder, not the user's (set before datamaestro is imported)
+os.environ.setdefault("DATAMAESTRO_DIR", tempfile.mkdtemp(prefix="splade-tests-"))
+
 import pytest
+from experimaestro.experiments.cli import ConfigurationLoader
+from experimaestro.utils.config import deep_merge, from_dotlist, validate_attrs
 
 import network_guard
 from splade.debug_data import DebugCollectionSpec, generate
 
 ROOT = Path(__file__).parents[1]
 SHARED = ROOT.parent / "shared"
+RECIPES = sorted(
+    path for path in (ROOT / "splade").glob("*.yaml") if not path.name.startswith("_")
+)
+
+
+def load(yaml_file: Path, *overrides: str):
+    """Loads a recipe as `experimaestro run-experiment YAML -c ...` does"""
+    from splade.configuration import SPLADEConfiguration
+
+    loader = ConfigurationLoader()
+    loader.load(yaml_file)
+    merged = {}
+    for data in loader.yamls:
+        deep_merge(merged, data)
+    deep_merge(merged, from_dotlist(list(overrides)))
+    return validate_attrs(SPLADEConfiguration, merged)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -3,27 +3,8 @@
 from pathlib import Path
 
 import pytest
-from experimaestro.experiments.cli import ConfigurationLoader
-from experimaestro.utils.config import deep_merge, from_dotlist, validate_attrs
 
-from splade.configuration import SPLADEConfiguration
-
-from conftest import ROOT
-
-RECIPES = sorted(
-    path for path in (ROOT / "splade").glob("*.yaml") if not path.name.startswith("_")
-)
-
-
-def load(yaml_file: Path, *overrides: str) -> SPLADEConfiguration:
-    """Loads a recipe as `experimaestro run-experiment YAML -c ...` does"""
-    loader = ConfigurationLoader()
-    loader.load(yaml_file)
-    merged = {}
-    for data in loader.yamls:
-        deep_merge(merged, data)
-    deep_merge(merged, from_dotlist(list(overrides)))
-    return validate_attrs(SPLADEConfiguration, merged)
+from conftest import RECIPES, ROOT, load
 
 
 def test_debug_inherits_common_and_overrides_defaults():

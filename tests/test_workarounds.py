@@ -7,7 +7,7 @@ from xpmir.datasets.adapters import DocumentSubset
 from xpmir.rankers.full import FullRetrieverRescorer as UpstreamRescorer
 
 from splade.configuration import Model
-from splade.datasets import write_document_store
+from splade.repository import write_document_store
 from splade.models import splade_model
 from splade.workarounds import FullRetrieverRescorer
 
@@ -74,3 +74,34 @@ def test_rescorer_matches_brute_force(setup, tiny_model):
         ids = [sd.document["id"] for sd in results[qid]]
         assert ids == documents.docids
         torch.testing.assert_close(scores, expected[ix], rtol=1e-5, atol=1e-4)
+
+
+def test_upstream_one_hot_encoder_is_not_a_records_encoder(tiny_model):
+    """spladeV2_doc's query encoder takes strings and returns a bare tensor"""
+    from xpmir.neural.splade import spladeV2_doc
+
+    scorer, _, _ = spladeV2_doc(0.0, 1e-4, hf_id=str(tiny_model))
+    encoder = scorer.query_encoder.instance()
+    encoder.initialize()
+    records = as_records({"q": {"text_item": "lazo bomu"}})
+    with pytest.raises(Exception):
+        encoder(list(records.values()))
+    assert isinstance(encoder(["lazo bomu"]), torch.Tensor)
+
+
+def test_binary_query_encoder(tiny_model):
+    from transformers import AutoTokenizer
+
+    scorer, _, _ = splade_model(
+        Model(base_hf_id=str(tiny_model), architecture="doc", lambda_q=0)
+    )
+    encoder = scorer.query_encoder.instance()
+    encoder.initialize()
+    texts = ["lazo bomu lazo", "what about mopege"]
+    value = encoder(list(as_records({t: {"text_item": t} for t in texts}).values())).value
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    for row, text in zip(value, texts):
+        expected = set(tokenizer(text, add_special_tokens=False)["input_ids"])
+        assert set(row.nonzero().flatten().tolist()) == expected
+        assert set(row.unique().tolist()) == {0.0, 1.0}

@@ -1,0 +1,157 @@
+"""The paper's recipes, verified offline on the task graph they build"""
+
+import pytest
+from datamaestro_ir.data.distillation import PairwiseDistillationSamples
+from datamaestro_ir.transforms import ShuffledTrainingTripletsLines
+from xpm_torch.learner import Learner
+from xpm_torch.losses.batchwise import SoftmaxCrossEntropy
+from xpmir.evaluation import Evaluate
+from xpmir.index.bow import BOWSparseRetrieverIndexBuilder
+from xpmir.index.sparse import SparseRetrieverIndexBuilder
+from xpmir.letor.distillation.pairwise import (
+    DistillationPairwiseTrainer,
+    MSEDifferenceLoss,
+)
+from xpmir.letor.trainers.batchwise import BatchwiseTrainer
+from xpmir.neural.splade import MaxAggregation
+from splade.workarounds import BinaryQueryEncoder
+
+from conftest import RECIPES, ROOT, load
+from dryrun import dataset_id, dry_run, of_type
+
+MSMARCO = "com.microsoft.msmarco.passage"
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory):
+    """recipe name -> submitted tasks"""
+    return {
+        recipe.stem: dry_run(load(recipe), tmp_path_factory.mktemp(recipe.stem))
+        for recipe in RECIPES
+    }
+
+
+def learner(tasks) -> Learner:
+    (task,) = of_type(tasks, Learner)
+    return task
+
+
+def optimization(task: Learner):
+    """(lr, warm-up steps, weight decay) of every parameter group"""
+    return {
+        (o.optimizer.lr, o.scheduler.num_warmup_steps, o.optimizer.weight_decay)
+        for o in task.optimizers
+    }
+
+
+def test_distilsplade_max(graphs):
+    tasks = graphs["normal_DistilMSE"]
+    task = learner(tasks)
+    trainer = task.trainer
+    assert isinstance(trainer, DistillationPairwiseTrainer)
+    assert isinstance(trainer.lossfn, MSEDifferenceLoss)
+    assert trainer.batch_size == 128
+    (flops,) = trainer.hooks
+    assert (flops.lambda_q, flops.lambda_d, flops.lambda_warmup_steps) == (
+        0.5,
+        0.4,
+        50_000,
+    )
+    assert optimization(task) == {(2e-5, 6000, 0.0), (2e-5, 6000, 0.01)}
+    assert task.max_epochs * task.steps_per_epoch == 153_600
+    samples = trainer.sampler.sampler.samples
+    assert isinstance(samples, PairwiseDistillationSamples)
+    assert (
+        dataset_id(samples)
+        == "com.github.sebastian-hofstaetter.neural-ranking-kd.msmarco_ensemble_teacher"
+    )
+    hydrator = trainer.sampler.processors[0]
+    assert dataset_id(hydrator.documentstore) == f"{MSMARCO}.documents"
+    assert dataset_id(hydrator.querystore.topics) == f"{MSMARCO}.train.queries"
+
+    scorer = task.model
+    assert scorer.encoder.encoder.config.hf_id == "distilbert-base-uncased"
+    assert scorer.encoder.maxlen == 256 and scorer.query_encoder.maxlen == 256
+    assert isinstance(scorer.encoder.aggregation, MaxAggregation)
+    assert task.fabric_config.precision == "auto"
+
+    (listener,) = task.listeners
+    assert listener.metrics == {"RR@10": True, "nDCG@10": False}
+    assert listener.validation_interval == 40
+
+    (index,) = of_type(tasks, SparseRetrieverIndexBuilder)
+    assert dataset_id(index.documents) == f"{MSMARCO}.documents"
+    assert index.max_docs == 0
+
+    evaluations = of_type(tasks, Evaluate)
+    tests = {dataset_id(e.dataset) for e in evaluations}
+    assert tests == {f"{MSMARCO}.dev.small", f"{MSMARCO}.trec2019", f"{MSMARCO}.trec2020"}
+    models = {e.__xpm__.tags()["model"] for e in evaluations}
+    assert models == {"bm25", "splade"}
+    for evaluation in evaluations:
+        assert evaluation.retriever.topk == 1000
+        measures = {(m.identifier, m.cutoff) for m in evaluation.measures}
+        assert {("RR", 10), ("nDCG", 10), ("R", 1000)} <= measures
+
+
+def test_validation_is_bm25_top50_of_500_dev_queries(graphs):
+    from xpmir.datasets.adapters import RandomFold, RetrieverBasedCollection
+
+    tasks = graphs["normal_DistilMSE"]
+    (fold,) = of_type(tasks, RandomFold)
+    assert fold.sizes == [500]
+    assert dataset_id(fold.dataset) == f"{MSMARCO}.dev"
+    assert dataset_id(fold.exclude) == f"{MSMARCO}.dev.small.topics"
+    (collection,) = of_type(tasks, RetrieverBasedCollection)
+    (bm25,) = collection.retrievers
+    assert bm25.topk == 50 and (bm25.model.k1, bm25.model.b) == (0.9, 0.4)
+
+
+def test_splade_max_with_in_batch_negatives(graphs):
+    task = learner(graphs["normal"])
+    assert isinstance(task.trainer, BatchwiseTrainer)
+    assert isinstance(task.trainer.lossfn, SoftmaxCrossEntropy)
+    (flops,) = task.trainer.hooks
+    assert (flops.lambda_q, flops.lambda_d) == (3e-4, 1e-4)
+    (shuffled,) = of_type(graphs["normal"], ShuffledTrainingTripletsLines)
+    assert dataset_id(shuffled.data.data) == f"{MSMARCO}.train.triples.id"
+    assert dataset_id(shuffled.data.store) == f"{MSMARCO}.train.queries"
+
+
+def test_splade_doc(graphs):
+    task = learner(graphs["normal_doc"])
+    assert isinstance(task.model.query_encoder, BinaryQueryEncoder)
+    (flops,) = task.trainer.hooks
+    assert (flops.lambda_q, flops.lambda_d) == (0, 1e-4)
+
+
+def test_small(graphs):
+    tasks = graphs["small"]
+    task = learner(tasks)
+    assert task.trainer.batch_size == 32
+    assert task.max_epochs * task.steps_per_epoch == 20_000
+    for index in of_type(tasks, SparseRetrieverIndexBuilder) + of_type(
+        tasks, BOWSparseRetrieverIndexBuilder
+    ):
+        assert index.max_docs == 1_000_000
+    assert dataset_id(task.trainer.sampler.sampler.samples).endswith("ensemble_teacher")
+
+
+def test_debug_uses_embedded_data_and_model(graphs):
+    tasks = graphs["debug"]
+    task = learner(tasks)
+    assert dataset_id(task.trainer.sampler.sampler.samples) == "splade.debug.train"
+    hf_id = task.model.encoder.encoder.config.hf_id
+    assert hf_id.endswith("model-v1") and (ROOT / hf_id).is_dir()
+    assert {dataset_id(e.dataset) for e in of_type(tasks, Evaluate)} == {
+        "splade.debug.test"
+    }
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_requirements_parse(recipe):
+    from experimaestro.launcherfinder.parser import parse
+
+    cfg = load(recipe)
+    for section in (cfg.bm25, cfg.learner, cfg.indexation, cfg.retrieval):
+        parse(section.requirements)
