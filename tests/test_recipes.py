@@ -149,9 +149,13 @@ def test_debug_uses_embedded_data_and_model(graphs):
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
-def test_requirements_parse(recipe):
-    from experimaestro.launcherfinder.parser import parse
+@pytest.mark.parametrize("launchers", ["single-gpu", "slurm"])
+def test_requirements_find_a_launcher(recipe, launchers):
+    """Every requirement string parses, and the example launchers of the
+    README (launchers/*/launchers.py) find a launcher for it"""
+    from experimaestro.launcherfinder.registry import LauncherRegistry
 
+    registry = LauncherRegistry(ROOT / "launchers" / launchers)
     cfg = load(recipe)
     for section in (cfg.bm25, cfg.learner, cfg.indexation, cfg.retrieval):
-        parse(section.requirements)
+        assert registry.find(section.requirements) is not None, section.requirements
