@@ -55,7 +55,7 @@ def test_collections(data: Data, measures: List[str], max_docs: int) -> ResultsT
                 dataset=collection, seed=0, fold=0, sizes=[size]
             ).submit()
         collections[key] = Evaluations(collection, parsed)
-    return ResultsTable(**collections)
+    return ResultsTable(measures, **collections)
 
 
 class IndexedSubset(Task):

@@ -4,9 +4,13 @@ Every error names the configuration key (as written in YAML files or after
 ``-c``) so that a mistake is found in seconds, not after hours of training.
 """
 
-from typing import List
+import inspect
+from pathlib import Path
+from typing import Any, Dict, List, Optional
 
+import attr
 import ir_measures
+import yaml
 
 from splade.configuration import SPLADEConfiguration
 
@@ -24,12 +28,19 @@ def _check(problems: List[str], condition: bool, key: str, message: str):
         problems.append(f"{key}: {message}")
 
 
-def check(cfg: SPLADEConfiguration):
-    """Raises a :class:`ConfigurationError` listing every bad value"""
+def check(cfg: SPLADEConfiguration, downloads: bool = True):
+    """Raises a :class:`ConfigurationError` listing every bad value
+
+    :param downloads: whether the run will download what it needs (not in a
+        dry run): the base model must then be reachable
+    """
     from splade.models import ARCHITECTURES
     from splade.training import TRAINING_DATA
 
+    check_command_line()
     problems: List[str] = []
+    if downloads and (problem := hf_model_problem(cfg.model.base_hf_id)):
+        problems.append(f"model.base_hf_id: {problem}")
     model, opt = cfg.model, cfg.learner.optimization
     _check(problems, model.lambda_q >= 0, "model.lambda_q", "must be >= 0")
     _check(problems, model.lambda_d >= 0, "model.lambda_d", "must be >= 0")
@@ -95,6 +106,17 @@ def check(cfg: SPLADEConfiguration):
             f"{key} is not a test collection (data.tests: {sorted(cfg.data.tests)})",
         )
         _check(problems, size > 0, f"data.test_sizes.{key}", "must be > 0")
+    datasets = {
+        "data.documents": cfg.data.documents,
+        "data.train": cfg.data.train,
+        "data.train_queries": cfg.data.train_queries,
+        "data.validation": cfg.data.validation,
+        "data.validation_exclude": cfg.data.validation_exclude,
+        **{f"data.tests.{key}": value for key, value in cfg.data.tests.items()},
+    }
+    for key, dataset_id in datasets.items():
+        if dataset_id is not None and (problem := dataset_problem(dataset_id)):
+            problems.append(f"{key}: {problem}")
     for name in cfg.retrieval.measures:
         try:
             ir_measures.parse_measure(name)
@@ -103,3 +125,114 @@ def check(cfg: SPLADEConfiguration):
 
     if problems:
         raise ConfigurationError(*problems)
+
+
+def unknown_keys(data: Dict[str, Any], cls=SPLADEConfiguration, prefix="") -> List[str]:
+    """Keys of a configuration dictionary that are not configuration fields
+
+    experimaestro ignores them silently: a typo (``lamda_d``) would leave
+    the default value in place without a word.
+    """
+    fields = {f.name: f for f in attr.fields(cls)}
+    unknown = []
+    for key, value in data.items():
+        if key not in fields:
+            unknown.append(f"{prefix}{key}")
+        elif isinstance(value, dict) and attr.has(fields[key].type):
+            unknown += unknown_keys(value, fields[key].type, f"{prefix}{key}.")
+    return unknown
+
+
+def yaml_chain(yaml_file: Path) -> List[Path]:
+    """A YAML file and the files it inherits from (parent / imports)"""
+    if not yaml_file.exists() and yaml_file.suffix != ".yaml":
+        yaml_file = yaml_file.with_suffix(".yaml")
+    data = yaml.safe_load(yaml_file.read_text()) or {}
+    parents = data.get("imports") or ([data["parent"]] if data.get("parent") else [])
+    chain = [yaml_file]
+    for parent in parents:
+        chain = yaml_chain(yaml_file.parent / parent) + chain
+    return chain
+
+
+def where(key: str, yaml_files: List[Path], overrides: List[str]) -> str:
+    """Where a dotted key was set: a YAML file, or a -c option"""
+    places = []
+    for path in yaml_files:
+        value = yaml.safe_load(path.read_text()) or {}
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            places.append(str(path))
+    places += [f"-c {o}" for o in overrides if o.split("=", 1)[0] == key]
+    return ", ".join(places) or "?"
+
+
+def command_line() -> Optional[Dict[str, Any]]:
+    """The merged configuration, YAML file and overrides of the running
+    ``experimaestro run-experiment`` command (None when run otherwise)"""
+    frame = inspect.currentframe()
+    while frame is not None:
+        if frame.f_code.co_name == "experiments_cli" and "configuration" in frame.f_locals:
+            local = frame.f_locals
+            return {
+                "configuration": local["configuration"],
+                "yaml_file": Path(local["yaml_file"]),
+                "overrides": list(local.get("extra_conf") or []),
+            }
+        frame = frame.f_back
+    return None
+
+
+def check_command_line():
+    """Raises a :class:`ConfigurationError` naming every unknown key of the
+    YAML files and -c options of the running command, and where it is"""
+    command = command_line()
+    if command is None:
+        return
+    unknown = unknown_keys(command["configuration"])
+    if unknown:
+        files = yaml_chain(command["yaml_file"])
+        raise ConfigurationError(
+            *(
+                f"{key}: unknown configuration key (set in "
+                f"{where(key, files, command['overrides'])}); see splade/configuration.py"
+                for key in unknown
+            )
+        )
+
+
+def hf_model_problem(base_hf_id: str) -> Optional[str]:
+    """Why ``base_hf_id`` cannot be loaded (None if it can)"""
+    if Path(base_hf_id).expanduser().is_dir() or base_hf_id.startswith("splade."):
+        if base_hf_id.startswith("splade.") or (
+            Path(base_hf_id).expanduser() / "config.json"
+        ).is_file():
+            return None
+        return f"{base_hf_id} is a folder without config.json (not a Hugging Face model)"
+    try:
+        from huggingface_hub import hf_hub_download
+
+        hf_hub_download(base_hf_id, "config.json")
+        return None
+    except Exception as e:
+        return (
+            f"cannot load {base_hf_id!r}: it is not a local folder, and the Hugging"
+            f" Face hub cannot give it ({type(e).__name__}; offline?). Give a local"
+            " folder holding a Hugging Face masked language model, e.g."
+            " -c model.base_hf_id=../shared/models/splade-bert-tiny"
+        )
+
+
+def dataset_problem(dataset_id: str) -> Optional[str]:
+    """Why ``dataset_id`` is not a datamaestro dataset (None if it is)"""
+    from datamaestro.context import Context
+
+    try:
+        Context.instance().dataset(dataset_id)
+        return None
+    except Exception:
+        return (
+            f"no datamaestro dataset {dataset_id!r} (`datamaestro search <words>`"
+            " lists the datasets)"
+        )

@@ -33,7 +33,7 @@ from splade.workarounds import FullRetrieverRescorer
 @ir_experiment()
 def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     """SPLADE: sparse lexical and expansion model for first-stage retrieval"""
-    check(cfg)
+    check(cfg, downloads=helper.xp.run_mode == RunMode.NORMAL)
     bm25_launcher = find_launcher(cfg.bm25.requirements)
     learner_launcher = find_launcher(cfg.learner.requirements)
     index_launcher = find_launcher(cfg.indexation.requirements)

@@ -42,7 +42,7 @@ MODEL_SPEC = TinyMLMSpec()
 
 #: Name of the generated folders (changes with the generator version)
 FILES = f"files-v{SPEC.version}"
-MODEL = f"model-v{SPEC.version}"
+MODEL = f"model-v{MODEL_SPEC.version}"
 
 
 class Repository(BaseRepository):

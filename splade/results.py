@@ -1,6 +1,7 @@
 """The results table of an experiment"""
 
 import logging
+from typing import List
 
 import pandas as pd
 from xpmir.evaluation import EvaluationsCollection
@@ -17,6 +18,10 @@ class ResultsTable(EvaluationsCollection):
     back (``pd.read_csv(path)`` is enough for this one).
     """
 
+    def __init__(self, measures: List[str], **collection):
+        super().__init__(**collection)
+        self.measures = measures
+
     def to_dataframe(self) -> pd.DataFrame:
         rows = []
         for key, evaluations in self.collection.items():
@@ -30,4 +35,8 @@ class ResultsTable(EvaluationsCollection):
                 row.update((k, v) for k, v in sorted(tags.items()) if k != "dataset")
                 row.update((k, float(v)) for k, v in measures.items())
                 rows.append(row)
-        return pd.DataFrame(rows)
+        df = pd.DataFrame(rows)
+        first = [c for c in ["dataset", "model"] if c in df.columns]
+        tags = sorted(set(df.columns) - set(first) - set(self.measures))
+        measures = [m for m in self.measures if m in df.columns]
+        return df[first + tags + measures]

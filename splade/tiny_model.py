@@ -1,16 +1,17 @@
 """The embedded model: a small BERT masked LM made offline
 
 The model is randomly initialised from a :class:`transformers.BertConfig`
-and its WordPiece tokenizer is trained with the ``tokenizers`` library on the
-texts it will see. It is saved with ``save_pretrained``, so that it is used
+and its WordPiece tokenizer (``tokenizers`` library) has a vocabulary made
+from the texts it will see. It is saved with ``save_pretrained``, so that it is used
 exactly like ``distilbert-base-uncased`` is: through a local Hugging Face
 folder given as ``base_hf_id``.
 """
 
-from dataclasses import dataclass, asdict
-from pathlib import Path
-from typing import Iterable
 import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, Iterable
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class TinyMLMSpec:
     """Architecture of the generated masked language model"""
 
     vocab_size: int = 1024
-    """Size of the WordPiece vocabulary (special tokens included)"""
+    """Maximum size of the WordPiece vocabulary (special tokens included)"""
 
     hidden_size: int = 64
     """Hidden size of the transformer"""
@@ -42,23 +43,56 @@ class TinyMLMSpec:
     seed: int = 0
     """Seed of the random initialisation"""
 
+    version: int = 2
+    """Bumped whenever the model or tokenizer construction changes"""
+
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def wordpiece_vocabulary(words: Counter, size: int) -> Dict[str, int]:
+    """A WordPiece vocabulary: special tokens, every character (alone and as
+    a continuation ``##c``), the most frequent words, and, as in BERT's
+    vocabulary, ``[unused<k>]`` tokens up to ``size`` (SPLADE may use
+    their output dimensions)
+
+    Built here rather than with ``tokenizers``' WordPieceTrainer, whose
+    result changes from one run to the next (ties between merges), which
+    would change the model made from the same texts and seed.
+    """
+    chars = sorted({c for word in words for c in word})
+    vocabulary = SPECIAL_TOKENS + chars + [f"##{c}" for c in chars]
+    known = set(vocabulary)
+    by_frequency = sorted(words.items(), key=lambda item: (-item[1], item[0]))
+    for word, _ in by_frequency:
+        if len(vocabulary) >= size:
+            break
+        if word not in known:
+            vocabulary.append(word)
+            known.add(word)
+    vocabulary += [f"[unused{k}]" for k in range(size - len(vocabulary))]
+    return {token: ix for ix, token in enumerate(vocabulary)}
+
 
 def make_tiny_mlm(texts: Iterable[str], folder: Path, spec: TinyMLMSpec = TinyMLMSpec()):
     """Trains a WordPiece tokenizer on ``texts``, creates a random BERT MLM
     and saves both in ``folder`` (a standard Hugging Face folder)"""
     import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-    from tokenizers import processors, trainers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
 
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=spec.vocab_size, special_tokens=specials, show_progress=False
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words = Counter(
+        word
+        for text in texts
+        for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
     )
-    tokenizer.train_from_iterator(texts, trainer=trainer)
+    tokenizer = Tokenizer(
+        models.WordPiece(vocab=wordpiece_vocabulary(words, spec.vocab_size), unk_token="[UNK]")
+    )
+    tokenizer.normalizer = normalizer
+    tokenizer.pre_tokenizer = pre_tokenizer
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",

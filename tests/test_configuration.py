@@ -43,7 +43,7 @@ def test_command_line_overrides():
     assert cfg.learner.optimization.max_epochs == 3
     assert cfg.retrieval.evaluate_untrained is True
     # the rest of debug.yaml is kept
-    assert cfg.model.lambda_q == pytest.approx(0.3)
+    assert cfg.model.lambda_q == pytest.approx(0.1)
 
 
 def test_wrong_types_are_rejected():

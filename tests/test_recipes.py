@@ -142,7 +142,7 @@ def test_debug_uses_embedded_data_and_model(graphs):
     task = learner(tasks)
     assert dataset_id(task.trainer.sampler.sampler.samples) == "splade.debug.train"
     hf_id = task.model.encoder.encoder.config.hf_id
-    assert hf_id.endswith("model-v1") and (ROOT / hf_id).is_dir()
+    assert hf_id.endswith("model-v2") and (ROOT / hf_id).is_dir()
     assert {dataset_id(e.dataset) for e in of_type(tasks, Evaluate)} == {
         "splade.debug.test"
     }
