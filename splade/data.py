@@ -7,7 +7,7 @@ the embedded debug collection (``splade.debug.*``, see
 
 import logging
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import ir_measures
 from datamaestro import prepare_dataset
@@ -112,7 +112,9 @@ def validation_queries(data: Data, seed: int, launcher=None) -> Adhoc:
     validation = dataset(data.validation)
     if data.validation_size <= 0:
         return validation
-    exclude = dataset(data.validation_exclude).topics if data.validation_exclude else None
+    exclude = (
+        dataset(data.validation_exclude).topics if data.validation_exclude else None
+    )
     return RandomFold.C(
         dataset=validation,
         seed=seed,

@@ -33,10 +33,10 @@ Everything here is plain Python; :mod:`splade.repository` exposes the generated
 files through datamaestro / datamaestro_ir data objects.
 """
 
-from dataclasses import dataclass, asdict
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Tuple
-import json
 
 import numpy as np
 
@@ -258,11 +258,13 @@ def generate(spec: DebugCollectionSpec = DebugCollectionSpec()) -> DebugCollecti
         return score + float(rng.normal(0, 0.5))
 
     teacher = []
-    for (qid, _), t in zip(queries["train"], splits["train"]):
+    for (qid, _), t in zip(queries["train"], splits["train"], strict=True):
         c1, c2 = topics[t]
         decoys = docs_with_concept[decoy[c1]] + docs_with_concept[decoy[c2]]
         partial = [
-            d for d in docs_with_concept[c1] + docs_with_concept[c2] if doc_topic[d] != t
+            d
+            for d in docs_with_concept[c1] + docs_with_concept[c2]
+            if doc_topic[d] != t
         ]
         for k in range(spec.pairs_per_query):
             pos = rng.choice(docs_of_topic[t])

@@ -45,7 +45,10 @@ def check(cfg: SPLADEConfiguration, downloads: bool = True):
     _check(problems, model.lambda_q >= 0, "model.lambda_q", "must be >= 0")
     _check(problems, model.lambda_d >= 0, "model.lambda_d", "must be >= 0")
     _check(
-        problems, model.lambda_warmup_steps >= 0, "model.lambda_warmup_steps", "must be >= 0"
+        problems,
+        model.lambda_warmup_steps >= 0,
+        "model.lambda_warmup_steps",
+        "must be >= 0",
     )
     _check(
         problems,
@@ -88,16 +91,30 @@ def check(cfg: SPLADEConfiguration, downloads: bool = True):
         "learner.early_stop",
         "must be >= 0 and a multiple of learner.validation_interval",
     )
-    _check(problems, cfg.learner.num_workers >= 0, "learner.num_workers", "must be >= 0")
+    _check(
+        problems, cfg.learner.num_workers >= 0, "learner.num_workers", "must be >= 0"
+    )
     _check(problems, cfg.bm25.k1 >= 0, "bm25.k1", "must be >= 0")
     _check(problems, 0 <= cfg.bm25.b <= 1, "bm25.b", "must be in [0, 1]")
-    _check(problems, cfg.bm25.validation_topk > 0, "bm25.validation_topk", "must be > 0")
-    _check(problems, cfg.indexation.batch_size > 0, "indexation.batch_size", "must be > 0")
-    _check(problems, cfg.indexation.max_docs >= 0, "indexation.max_docs", "must be >= 0")
+    _check(
+        problems, cfg.bm25.validation_topk > 0, "bm25.validation_topk", "must be > 0"
+    )
+    _check(
+        problems, cfg.indexation.batch_size > 0, "indexation.batch_size", "must be > 0"
+    )
+    _check(
+        problems, cfg.indexation.max_docs >= 0, "indexation.max_docs", "must be >= 0"
+    )
     _check(problems, cfg.retrieval.topk > 0, "retrieval.topk", "must be > 0")
-    _check(problems, cfg.retrieval.batch_size > 0, "retrieval.batch_size", "must be > 0")
-    _check(problems, len(cfg.data.tests) > 0, "data.tests", "at least one test collection")
-    _check(problems, cfg.data.validation_size >= 0, "data.validation_size", "must be >= 0")
+    _check(
+        problems, cfg.retrieval.batch_size > 0, "retrieval.batch_size", "must be > 0"
+    )
+    _check(
+        problems, len(cfg.data.tests) > 0, "data.tests", "at least one test collection"
+    )
+    _check(
+        problems, cfg.data.validation_size >= 0, "data.validation_size", "must be >= 0"
+    )
     for key, size in cfg.data.test_sizes.items():
         _check(
             problems,
@@ -121,7 +138,9 @@ def check(cfg: SPLADEConfiguration, downloads: bool = True):
         try:
             ir_measures.parse_measure(name)
         except Exception:
-            problems.append(f"retrieval.measures: {name!r} is not an ir_measures measure")
+            problems.append(
+                f"retrieval.measures: {name!r} is not an ir_measures measure"
+            )
 
     if problems:
         raise ConfigurationError(*problems)
@@ -173,7 +192,10 @@ def command_line() -> Optional[Dict[str, Any]]:
     ``experimaestro run-experiment`` command (None when run otherwise)"""
     frame = inspect.currentframe()
     while frame is not None:
-        if frame.f_code.co_name == "experiments_cli" and "configuration" in frame.f_locals:
+        if (
+            frame.f_code.co_name == "experiments_cli"
+            and "configuration" in frame.f_locals
+        ):
             local = frame.f_locals
             return {
                 "configuration": local["configuration"],
@@ -196,7 +218,8 @@ def check_command_line():
         raise ConfigurationError(
             *(
                 f"{key}: unknown configuration key (set in "
-                f"{where(key, files, command['overrides'])}); see splade/configuration.py"
+                f"{where(key, files, command['overrides'])});"
+                " see splade/configuration.py"
                 for key in unknown
             )
         )
@@ -205,11 +228,14 @@ def check_command_line():
 def hf_model_problem(base_hf_id: str) -> Optional[str]:
     """Why ``base_hf_id`` cannot be loaded (None if it can)"""
     if Path(base_hf_id).expanduser().is_dir() or base_hf_id.startswith("splade."):
-        if base_hf_id.startswith("splade.") or (
-            Path(base_hf_id).expanduser() / "config.json"
-        ).is_file():
+        if (
+            base_hf_id.startswith("splade.")
+            or (Path(base_hf_id).expanduser() / "config.json").is_file()
+        ):
             return None
-        return f"{base_hf_id} is a folder without config.json (not a Hugging Face model)"
+        return (
+            f"{base_hf_id} is a folder without config.json (not a Hugging Face model)"
+        )
     try:
         from huggingface_hub import hf_hub_download
 

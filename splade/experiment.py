@@ -10,6 +10,7 @@
 # Run with: experimaestro run-experiment splade/debug.yaml
 
 from experimaestro import RunMode, copyconfig
+from experimaestro.experiments.grid import generate_grid
 from experimaestro.launcherfinder import find_launcher
 from xpm_torch import Random
 from xpm_torch.learner import Learner
@@ -26,6 +27,7 @@ from splade.configuration import SPLADEConfiguration
 from splade.errors import check
 from splade.fabric import fabric
 from splade.models import splade_model
+from splade.results import tagged
 from splade.training import trainer
 from splade.workarounds import FullRetrieverRescorer
 
@@ -35,9 +37,6 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     """SPLADE: sparse lexical and expansion model for first-stage retrieval"""
     check(cfg, downloads=helper.xp.run_mode == RunMode.NORMAL)
     bm25_launcher = find_launcher(cfg.bm25.requirements)
-    learner_launcher = find_launcher(cfg.learner.requirements)
-    index_launcher = find_launcher(cfg.indexation.requirements)
-    retrieval_launcher = find_launcher(cfg.retrieval.requirements)
     device = fabric(cfg.precision)
 
     # --- Data: documents and test collections
@@ -54,7 +53,9 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
         model=BM25.C(k1=cfg.bm25.k1, b=cfg.bm25.b),
         topk=cfg.retrieval.topk,
     )
-    tests.evaluate_retriever(copyconfig(bm25).tag("model", "bm25"), bm25_launcher)
+    tests.evaluate_retriever(
+        tagged(copyconfig(bm25), {"model": "bm25"}), bm25_launcher, with_run=True
+    )
 
     # --- Validation collection: BM25 top-k documents of validation queries
     validation = RetrieverBasedCollection.C(
@@ -63,74 +64,90 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     ).submit(launcher=bm25_launcher)
     validation.documents.in_memory = True
 
-    # --- SPLADE model and its FLOPS regularization
-    scorer, flops, init_tasks = splade_model(cfg.model)
+    # --- SPLADE, once per variant of the sweep (grid_search), if any
+    models, logs = {}, {}
+    for variant, sweep in zip(*generate_grid(cfg), strict=True):
+        tags = {"model": "splade", **sweep}
 
-    # --- Validation: keeps the checkpoint with the best RR@10
-    validation_listener = ValidationListener.C(
-        id="bestval",
-        dataset=validation,
-        retriever=FullRetrieverRescorer.C(
-            documents=validation.documents,
-            scorer=scorer,
-            batchsize=cfg.indexation.batch_size,
-        ),
-        metrics={"RR@10": True, "nDCG@10": False},
-        validation_interval=cfg.learner.validation_interval,
-        early_stop=cfg.learner.early_stop,
-    )
+        # SPLADE model and its FLOPS regularization
+        scorer, flops, init_tasks = splade_model(variant.model)
 
-    # --- Training: MarginMSE distillation from teacher scores, or softmax
-    # cross-entropy with in-batch negatives (learner.loss)
-    learner = Learner.C(
-        random=Random.C(seed=cfg.seed),
-        trainer=trainer(cfg.learner, cfg.data, documents, flops, cfg.seed),
-        model=scorer,
-        optimizers=cfg.learner.optimization.optimizer,
-        max_epochs=cfg.learner.optimization.max_epochs,
-        steps_per_epoch=cfg.learner.optimization.steps_per_epoch,
-        listeners=[validation_listener],
-        fabric_config=device,
-    )
-    outputs = learner.submit(launcher=learner_launcher, init_tasks=init_tasks)
+        # Validation: keeps the checkpoint with the best RR@10
+        validation_listener = ValidationListener.C(
+            id="bestval",
+            dataset=validation,
+            retriever=FullRetrieverRescorer.C(
+                documents=validation.documents,
+                scorer=scorer,
+                batchsize=variant.indexation.batch_size,
+            ),
+            metrics={"RR@10": True, "nDCG@10": False},
+            validation_interval=variant.learner.validation_interval,
+            early_stop=variant.learner.early_stop,
+        )
+
+        # Training: MarginMSE distillation from teacher scores, or softmax
+        # cross-entropy with in-batch negatives (learner.loss)
+        optimization = variant.learner.optimization
+        learner = tagged(
+            Learner.C(
+                random=Random.C(seed=variant.seed),
+                trainer=trainer(
+                    variant.learner, variant.data, documents, flops, variant.seed
+                ),
+                model=scorer,
+                optimizers=optimization.optimizer,
+                max_epochs=optimization.max_epochs,
+                steps_per_epoch=optimization.steps_per_epoch,
+                listeners=[validation_listener],
+                fabric_config=device,
+            ),
+            tags,
+        )
+        outputs = learner.submit(
+            launcher=find_launcher(variant.learner.requirements), init_tasks=init_tasks
+        )
+        if helper.xp.run_mode == RunMode.NORMAL:
+            helper.tensorboard_service.add(learner, learner.logpath)
+        best = outputs.listeners["bestval"]["RR@10"]
+
+        # Sparse index of the collection, retrieval with the query encoder,
+        # evaluation on the test collections (and of the model before
+        # training, if asked)
+        evaluated = [(best, [best], tags)]
+        if variant.retrieval.evaluate_untrained:
+            evaluated.append((None, init_tasks, {**tags, "model": "splade-untrained"}))
+        for checkpoint, model_init_tasks, model_tags in evaluated:
+            index = SparseRetrieverIndexBuilder.C(
+                documents=documents,
+                encoder=scorer.encoder,
+                batch_size=variant.indexation.batch_size,
+                max_docs=max_docs,
+                ordered_index=False,
+                fabric_config=device,
+            ).submit(
+                launcher=find_launcher(variant.indexation.requirements),
+                init_tasks=model_init_tasks,
+            )
+            retriever = SparseRetriever.C(
+                index=index,
+                encoder=scorer.query_encoder or scorer.encoder,
+                topk=variant.retrieval.topk,
+                batchsize=variant.retrieval.batch_size,
+            )
+            tests.add_model(model_tags, checkpoint, index)
+            tests.evaluate_retriever(
+                tagged(retriever, model_tags),
+                find_launcher(variant.retrieval.requirements),
+                init_tasks=model_init_tasks,
+                fabric_config=device,
+                with_run=True,
+            )
+
+        name = "-".join(["splade"] + [f"{k}={v}" for k, v in sweep.items()])
+        models[name], logs[name] = best, learner.logpath
+
     if helper.xp.run_mode == RunMode.NORMAL:
-        helper.tensorboard_service.add(learner, learner.logpath)
-    best = outputs.listeners["bestval"]["RR@10"]
-
-    # --- Sparse index of the collection and retrieval with the query encoder
-    def splade_retriever(init_tasks):
-        index = SparseRetrieverIndexBuilder.C(
-            documents=documents,
-            encoder=scorer.encoder,
-            batch_size=cfg.indexation.batch_size,
-            max_docs=max_docs,
-            ordered_index=False,
-            fabric_config=device,
-        ).submit(launcher=index_launcher, init_tasks=init_tasks)
-        return SparseRetriever.C(
-            index=index,
-            encoder=scorer.query_encoder or scorer.encoder,
-            topk=cfg.retrieval.topk,
-            batchsize=cfg.retrieval.batch_size,
-        )
-
-    # --- Evaluation on the test collections
-    tests.evaluate_retriever(
-        splade_retriever([best]).tag("model", "splade"),
-        retrieval_launcher,
-        init_tasks=[best],
-        fabric_config=device,
-    )
-    if cfg.retrieval.evaluate_untrained:
-        tests.evaluate_retriever(
-            splade_retriever(init_tasks).tag("model", "splade-untrained"),
-            retrieval_launcher,
-            init_tasks=init_tasks,
-            fabric_config=device,
-        )
-
-    return PaperResults(
-        models={"splade-RR@10": best},
-        evaluations=tests,
-        tb_logs={"splade-RR@10": learner.logpath},
-    )
+        helper.xp.wait()
+        tests.print_summary()
+    return PaperResults(models=models, evaluations=tests, tb_logs=logs)

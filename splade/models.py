@@ -4,6 +4,7 @@ from xpmir.neural.splade import SpladeScorer, spladeV2_doc, spladeV2_max
 
 from splade.configuration import Model
 from splade.data import hf_model
+from splade.regularizer import FlopsRegularizer
 from splade.workarounds import BinaryQueryEncoder
 
 ARCHITECTURES = {"max": spladeV2_max, "doc": spladeV2_doc}
@@ -23,6 +24,7 @@ def splade_model(cfg: Model):
         lambda_warmup_steps=cfg.lambda_warmup_steps,
         hf_id=hf_model(cfg.base_hf_id),
     )
+    flops = FlopsRegularizer.C(**flops.__arguments__())
     if cfg.architecture == "doc":
         scorer = SpladeScorer.C(
             encoder=scorer.encoder,

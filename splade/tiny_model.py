@@ -74,7 +74,9 @@ def wordpiece_vocabulary(words: Counter, size: int) -> Dict[str, int]:
     return {token: ix for ix, token in enumerate(vocabulary)}
 
 
-def make_tiny_mlm(texts: Iterable[str], folder: Path, spec: TinyMLMSpec = TinyMLMSpec()):
+def make_tiny_mlm(
+    texts: Iterable[str], folder: Path, spec: TinyMLMSpec = TinyMLMSpec()
+):
     """Trains a WordPiece tokenizer on ``texts``, creates a random BERT MLM
     and saves both in ``folder`` (a standard Hugging Face folder)"""
     import torch
@@ -89,7 +91,9 @@ def make_tiny_mlm(texts: Iterable[str], folder: Path, spec: TinyMLMSpec = TinyML
         for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
     )
     tokenizer = Tokenizer(
-        models.WordPiece(vocab=wordpiece_vocabulary(words, spec.vocab_size), unk_token="[UNK]")
+        models.WordPiece(
+            vocab=wordpiece_vocabulary(words, spec.vocab_size), unk_token="[UNK]"
+        )
     )
     tokenizer.normalizer = normalizer
     tokenizer.pre_tokenizer = pre_tokenizer

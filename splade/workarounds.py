@@ -33,7 +33,10 @@ class FullRetrieverRescorer(_FullRetrieverRescorer):
         scores = scores.detach().cpu()
         for doc_ix, document in enumerate(documents):
             scored_documents.append(
-                [ScoredDocument(document, score) for score in scores[:, doc_ix].tolist()]
+                [
+                    ScoredDocument(document, score)
+                    for score in scores[:, doc_ix].tolist()
+                ]
             )
         pbar.update(scores.numel())
 
@@ -72,7 +75,9 @@ class BinaryQueryEncoder(TextEncoderBase[InputType, TextsRepresentationOutput]):
 
     @initialized
     def forward(self, texts: List[InputType]) -> TextsRepresentationOutput:
-        tokenized = self.tokenizer.tokenize(texts, options=TokenizerOptions(self.maxlen))
+        tokenized = self.tokenizer.tokenize(
+            texts, options=TokenizerOptions(self.maxlen)
+        )
         value = torch.zeros(len(texts), self.dimension, device=self._device.device)
         ids = tokenized.ids.to(value.device)
         value.scatter_(1, ids, 1.0)

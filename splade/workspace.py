@@ -33,11 +33,10 @@ def register(path: Path, settings: Path) -> str:
     content["workspaces"] = workspaces
     for workspace in workspaces:
         if workspace.get("id") == WORKSPACE_ID:
-            return f"workspace '{WORKSPACE_ID}' already in {settings} ({workspace.get('path')})"
+            path = workspace.get("path")
+            return f"workspace '{WORKSPACE_ID}' already in {settings} ({path})"
 
-    workspaces.append(
-        {"id": WORKSPACE_ID, "path": str(path), "triggers": TRIGGERS}
-    )
+    workspaces.append({"id": WORKSPACE_ID, "path": str(path), "triggers": TRIGGERS})
     settings.parent.mkdir(parents=True, exist_ok=True)
     if settings.is_file():
         shutil.copyfile(settings, settings.with_suffix(".yaml.bak"))

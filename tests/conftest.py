@@ -8,11 +8,11 @@ from pathlib import Path
 # datamaestro folder, not the user's (set before datamaestro is imported)
 os.environ.setdefault("DATAMAESTRO_DIR", tempfile.mkdtemp(prefix="splade-tests-"))
 
+import network_guard
 import pytest
 from experimaestro.experiments.cli import ConfigurationLoader
 from experimaestro.utils.config import deep_merge, from_dotlist, validate_attrs
 
-import network_guard
 from splade.debug_data import DebugCollectionSpec, generate
 
 ROOT = Path(__file__).parents[1]

@@ -46,9 +46,9 @@ def test_identifiers_are_consistent(collection):
     assert not (qids["train"] & qids["validation"] or qids["train"] & qids["test"])
     for split, qrels in collection.qrels.items():
         assert {qid for qid, _, _ in qrels} == qids[split], "every query is judged"
-        for qid, docid, rel in qrels:
+        for _, docid, rel in qrels:
             assert docid in docids and rel == 1
-    for pos_score, neg_score, qid, pos, neg in collection.teacher:
+    for _, _, qid, pos, neg in collection.teacher:
         assert qid in qids["train"] and pos in docids and neg in docids
         assert pos != neg
 

@@ -2,20 +2,25 @@
 new HOME, after `python -m splade.workspace`, without network"""
 
 import os
+import shutil
 import subprocess
 import sys
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT
+
 
 def run(args, env, log: Path, timeout=900):
     with log.open("wt") as fp:
         process = subprocess.run(
-            args, cwd=ROOT, env=env, stdout=fp, stderr=subprocess.STDOUT, timeout=timeout
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=fp,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
         )
     return process.returncode
 
@@ -34,8 +39,12 @@ def debug_run(tmp_path_factory):
     site = tmp_path_factory.mktemp("site")
     # Every Python process of the run (experiment, jobs) refuses and records
     # network accesses
-    shutil.copyfile(Path(__file__).parent / "network_guard.py", site / "network_guard.py")
-    (site / "sitecustomize.py").write_text("import network_guard\nnetwork_guard.install()\n")
+    shutil.copyfile(
+        Path(__file__).parent / "network_guard.py", site / "network_guard.py"
+    )
+    (site / "sitecustomize.py").write_text(
+        "import network_guard\nnetwork_guard.install()\n"
+    )
     env = {
         k: v
         for k, v in os.environ.items()

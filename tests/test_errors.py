@@ -5,10 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT, load
 
 from splade.errors import ConfigurationError, check, unknown_keys, where, yaml_chain
-
-from conftest import ROOT, load
 
 DEBUG = ROOT / "splade" / "debug.yaml"
 
@@ -72,9 +71,20 @@ def test_unknown_key_stops_the_command_before_any_task(tmp_path):
     recipe.write_text(f"parent: {DEBUG}\nid: splade-typo\nmodel:\n  lamda_d: 0.1\n")
     env = dict(os.environ, HOME=str(tmp_path))
     process = subprocess.run(
-        [sys.executable, "-m", "experimaestro", "run-experiment", "--workdir",
-         str(tmp_path / "ws"), str(recipe)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "experimaestro",
+            "run-experiment",
+            "--workdir",
+            str(tmp_path / "ws"),
+            str(recipe),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     output = process.stdout + process.stderr
     assert process.returncode != 0

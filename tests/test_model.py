@@ -5,12 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SHARED
 from datamaestro_ir.data import SimpleTextItem
 
 from splade.configuration import Model
 from splade.models import splade_model
-
-from conftest import SHARED
 
 
 def encoders(model_path: Path, **kwargs):
@@ -34,7 +33,9 @@ def reference(model_path: Path, texts, maxlen):
     model = AutoModelForMaskedLM.from_pretrained(model_path).eval()
     reps = []
     for text in texts:  # one at a time: no padding at all
-        tokens = tokenizer(text, truncation=True, max_length=maxlen, return_tensors="pt")
+        tokens = tokenizer(
+            text, truncation=True, max_length=maxlen, return_tensors="pt"
+        )
         with torch.no_grad():
             logits = model(**tokens).logits[0]
         reps.append(torch.log1p(torch.relu(logits)).max(dim=0).values)

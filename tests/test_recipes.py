@@ -1,8 +1,10 @@
 """The paper's recipes, verified offline on the task graph they build"""
 
 import pytest
+from conftest import RECIPES, ROOT, load
 from datamaestro_ir.data.distillation import PairwiseDistillationSamples
 from datamaestro_ir.transforms import ShuffledTrainingTripletsLines
+from dryrun import dataset_id, dry_run, of_type
 from xpm_torch.learner import Learner
 from xpm_torch.losses.batchwise import SoftmaxCrossEntropy
 from xpmir.evaluation import Evaluate
@@ -14,10 +16,8 @@ from xpmir.letor.distillation.pairwise import (
 )
 from xpmir.letor.trainers.batchwise import BatchwiseTrainer
 from xpmir.neural.splade import MaxAggregation
-from splade.workarounds import BinaryQueryEncoder
 
-from conftest import RECIPES, ROOT, load
-from dryrun import dataset_id, dry_run, of_type
+from splade.workarounds import BinaryQueryEncoder
 
 MSMARCO = "com.microsoft.msmarco.passage"
 
@@ -85,7 +85,11 @@ def test_distilsplade_max(graphs):
 
     evaluations = of_type(tasks, Evaluate)
     tests = {dataset_id(e.dataset) for e in evaluations}
-    assert tests == {f"{MSMARCO}.dev.small", f"{MSMARCO}.trec2019", f"{MSMARCO}.trec2020"}
+    assert tests == {
+        f"{MSMARCO}.dev.small",
+        f"{MSMARCO}.trec2019",
+        f"{MSMARCO}.trec2020",
+    }
     models = {e.__xpm__.tags()["model"] for e in evaluations}
     assert models == {"bm25", "splade"}
     for evaluation in evaluations:

@@ -7,8 +7,8 @@ from xpmir.datasets.adapters import DocumentSubset
 from xpmir.rankers.full import FullRetrieverRescorer as UpstreamRescorer
 
 from splade.configuration import Model
-from splade.repository import write_document_store
 from splade.models import splade_model
+from splade.repository import write_document_store
 from splade.workarounds import FullRetrieverRescorer
 
 
@@ -84,7 +84,7 @@ def test_upstream_one_hot_encoder_is_not_a_records_encoder(tiny_model):
     encoder = scorer.query_encoder.instance()
     encoder.initialize()
     records = as_records({"q": {"text_item": "lazo bomu"}})
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="text input must be of type"):
         encoder(list(records.values()))
     assert isinstance(encoder(["lazo bomu"]), torch.Tensor)
 
@@ -98,10 +98,12 @@ def test_binary_query_encoder(tiny_model):
     encoder = scorer.query_encoder.instance()
     encoder.initialize()
     texts = ["lazo bomu lazo", "what about mopege"]
-    value = encoder(list(as_records({t: {"text_item": t} for t in texts}).values())).value
+    value = encoder(
+        list(as_records({t: {"text_item": t} for t in texts}).values())
+    ).value
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    for row, text in zip(value, texts):
+    for row, text in zip(value, texts, strict=True):
         expected = set(tokenizer(text, add_special_tokens=False)["input_ids"])
         assert set(row.nonzero().flatten().tolist()) == expected
         assert set(row.unique().tolist()) == {0.0, 1.0}

@@ -25,7 +25,7 @@ HOST = HostSpecification(
 )
 
 
-def find_launcher(requirements: HostRequirement, tags: set[str] = set()):
+def find_launcher(requirements: HostRequirement, tags: frozenset[str] = frozenset()):
     if requirements.match(HOST):
         return DirectLauncher(LocalConnector.instance())
     return None

@@ -49,7 +49,7 @@ PARTITIONS = [
 ]
 
 
-def find_launcher(requirements: HostRequirement, tags: set[str] = set()):
+def find_launcher(requirements: HostRequirement, tags: frozenset[str] = frozenset()):
     for partition, host, options in PARTITIONS:
         if match := requirements.match(host):
             memory = match.requirement.cpu.memory
