@@ -13,12 +13,47 @@ from xpm_torch.experiments.configuration import TransformerOptimization
 
 
 @configuration
+class LocalSplit:
+    """Queries of a local collection, with their relevance judgements and
+    teacher scores (formats: :mod:`splade.local`)"""
+
+    queries: str
+    """Queries file: ``id<TAB>text`` (TSV) or BEIR ``queries.jsonl``"""
+
+    qrels: Optional[str] = None
+    """Relevance judgements: TREC (``qid 0 docid rel``) or BEIR (``*.tsv``
+    with a header); when given, only judged queries are kept"""
+
+    teacher: Optional[str] = None
+    """Teacher scores, as in Hofstätter et al. (``pos_score<TAB>neg_score<TAB>
+    qid<TAB>pos_docid<TAB>neg_docid``), for MarginMSE training"""
+
+
+@configuration
+class LocalCollection:
+    """A collection given as files; relative paths are relative to the
+    folder where ``experimaestro run-experiment`` is run"""
+
+    documents: str
+    """Documents file: ``id<TAB>text`` (TSV) or BEIR ``corpus.jsonl``"""
+
+    splits: Dict[str, LocalSplit] = Factory(dict)
+    """Query sets, by name (e.g. ``train``, ``test``); they are referred to
+    as ``local:<name>`` in the other ``data`` fields"""
+
+
+@configuration
 class Data:
     """Where the documents, training samples and evaluation queries come from
 
     Each value is a datamaestro dataset identifier (``datamaestro search``
-    lists them); the embedded debug collection has ``splade.debug.*`` ids.
+    lists them; the embedded debug collection has ``splade.debug.*`` ids),
+    or, for a collection given as files in ``local``: ``local`` (its
+    documents) or ``local:<split>`` (one of its splits).
     """
+
+    local: Optional[LocalCollection] = None
+    """A collection given as local files (see ``splade/local_*.yaml``)"""
 
     documents: str = "com.microsoft.msmarco.passage.documents"
     """Document collection (indexed, and used to get the text of training
@@ -27,8 +62,12 @@ class Data:
     train: str = (
         "com.github.sebastian-hofstaetter.neural-ranking-kd.msmarco_ensemble_teacher"
     )
-    """Teacher-scored training pairs (pos_score, neg_score, qid, pos_docid,
-    neg_docid), as in Hofstätter et al. (2020)"""
+    """Training data: teacher-scored pairs (pos_score, neg_score, qid,
+    pos_docid, neg_docid), as in Hofstätter et al. (2020), for
+    ``learner.loss=margin_mse``; triplets, or queries with relevance
+    judgements (negatives are then sampled from the BM25 top
+    ``bm25.negatives_topk``), for ``softmax_ce``. With a local split,
+    ``margin_mse`` uses its teacher scores"""
 
     train_queries: str = "com.microsoft.msmarco.passage.train.queries"
     """Text of the training queries"""
@@ -37,7 +76,9 @@ class Data:
     """Queries and relevance judgements used to select the best checkpoint"""
 
     validation_size: int = 500
-    """Number of validation queries sampled from `validation` (0: all)"""
+    """Number of validation queries sampled from `validation` (0: all). When
+    `validation` is the local split used for training, the sampled queries
+    are held out of training"""
 
     validation_exclude: Optional[str] = "com.microsoft.msmarco.passage.dev.small"
     """Queries of this dataset are never sampled for validation (so that
@@ -70,6 +111,10 @@ class BM25:
     validation_topk: int = 50
     """The validation collection is made of the BM25 top-k documents of the
     validation queries (plus their relevant documents)"""
+
+    negatives_topk: int = 100
+    """Training on queries with relevance judgements (``softmax_ce`` on a
+    local split): hard negatives are sampled from the BM25 top-k documents"""
 
     requirements: str = "cpu(cores=4) & duration=12h"
     """Launcher requirements for indexing and retrieval"""
@@ -173,6 +218,12 @@ class Retrieval:
 @configuration
 class SPLADEConfiguration(ConfigurationBase):
     """SPLADE experiment: train, index, retrieve and evaluate"""
+
+    mode: str = "train"
+    """``train``: train SPLADE from ``model.base_hf_id`` (a masked language
+    model, or a SPLADE checkpoint to fine-tune), then index and evaluate the
+    best checkpoint; ``zero-shot``: index and evaluate ``model.base_hf_id``
+    as it is (a trained SPLADE model), without training"""
 
     data: Data = Factory(Data)
     """Training, validation and test data"""

@@ -2,12 +2,14 @@
 
 Every data source is a datamaestro dataset identifier, so that MS MARCO and
 the embedded debug collection (``splade.debug.*``, see
-:mod:`splade.repository`) go through the same code.
+:mod:`splade.repository`) go through the same code; a collection given as
+files (``data.local``, see :mod:`splade.local`) is imported by a task into
+the same data types, and named ``local`` / ``local:<split>``.
 """
 
 import logging
 from pathlib import Path
-from typing import List
+from typing import Dict, List, Optional, Tuple
 
 import ir_measures
 from datamaestro import prepare_dataset
@@ -19,14 +21,92 @@ from xpmir.datasets.adapters import RandomFold
 from xpmir.evaluation import Evaluations
 from xpmir.measures import Measure
 
-from splade.configuration import Data
+from splade.configuration import Data, LocalCollection
+from splade.errors import ConfigurationError
+from splade.local import CollectionSummary, ImportLocalCollection, read_collection
 from splade.results import ResultsTable
 
+LOCAL = "local"
 
-def dataset(dataset_id: str):
+
+def dataset(dataset_id: str, data: Optional[Data] = None):
     """Returns a datamaestro dataset (prepared lazily: files are downloaded
-    or generated just before the first task that needs them)"""
+    or generated just before the first task that needs them), or a part of
+    the local collection of ``data`` (``local``, ``local:<split>``)"""
+    if dataset_id == LOCAL or dataset_id.startswith(f"{LOCAL}:"):
+        if data is None or data.local is None:
+            raise ConfigurationError(f"{dataset_id}: data.local is not set")
+        imported = local_data(data.local)
+        if dataset_id == LOCAL:
+            return imported.documents
+        return imported.splits[local_split(data, dataset_id)]
     return prepare_dataset(dataset_id)
+
+
+def local_split(data: Data, dataset_id: str) -> str:
+    """The split named by ``local:<split>``"""
+    split = dataset_id.split(":", 1)[1]
+    if split not in data.local.splits:
+        raise ConfigurationError(
+            f"{dataset_id}: data.local.splits has no {split!r}"
+            f" (it has {sorted(data.local.splits)})"
+        )
+    return split
+
+
+def local_paths(local: LocalCollection):
+    """Absolute paths of the files of a local collection"""
+
+    def path(value: Optional[str]) -> Optional[Path]:
+        return Path(value).expanduser().absolute() if value else None
+
+    return path(local.documents), {
+        name: {
+            "queries": path(split.queries),
+            "qrels": path(split.qrels),
+            "teacher": path(split.teacher),
+        }
+        for name, split in local.splits.items()
+    }
+
+
+_inspected: Dict[Tuple, CollectionSummary] = {}
+_imported: Dict[str, object] = {}
+
+
+def inspect_local(local: LocalCollection) -> CollectionSummary:
+    """Reads and checks the files of a local collection (once per run):
+    raises :class:`splade.local.CollectionError` naming file and line"""
+    documents, splits = local_paths(local)
+    key = (documents, tuple((n, tuple(p.items())) for n, p in splits.items()))
+    stamps = tuple(
+        (p, p.stat().st_mtime_ns, p.stat().st_size)
+        for p in [documents] + [q for s in splits.values() for q in s.values() if q]
+        if p.is_file()
+    )
+    if (key, stamps) not in _inspected:
+        summary = read_collection(documents, splits)
+        for warning in summary.warnings():
+            logging.warning("data.local: %s", warning)
+        _inspected[(key, stamps)] = summary
+    return _inspected[(key, stamps)]
+
+
+def local_data(local: LocalCollection):
+    """The task that imports the local collection (submitted once)"""
+    summary = inspect_local(local)
+    if summary.digest not in _imported:
+        documents, splits = local_paths(local)
+        _imported[summary.digest] = ImportLocalCollection.C(
+            documents=str(documents),
+            splits={
+                name: {k: str(v) for k, v in paths.items() if v}
+                for name, paths in splits.items()
+            },
+            digest=summary.digest,
+            document_count=summary.documents,
+        ).submit()
+    return _imported[summary.digest]
 
 
 def measure(name: str) -> Measure:
@@ -47,7 +127,7 @@ def test_collections(data: Data, measures: List[str], max_docs: int) -> ResultsT
     parsed = [measure(name) for name in measures]
     collections = {}
     for key, dataset_id in data.tests.items():
-        collection = dataset(dataset_id)
+        collection = dataset(dataset_id, data)
         if max_docs > 0:
             collection = IndexedSubset.C(dataset=collection, max_docs=max_docs).submit()
         if size := data.test_sizes.get(key):
@@ -106,14 +186,45 @@ class IndexedSubset(Task):
         logging.info("Kept %d queries out of %d", len(kept), total)
 
 
+def held_out(data: Data) -> bool:
+    """Whether validation queries are held out of the training split"""
+    return (
+        data.validation == data.train
+        and data.validation.startswith(f"{LOCAL}:")
+        and data.validation_size > 0
+    )
+
+
+def _local_folds(data: Data, seed: int, launcher=None):
+    """Validation queries and training queries of a local split"""
+    split = local_split(data, data.train)
+    count = inspect_local(data.local).splits[split].queries
+    if count <= data.validation_size:
+        raise ConfigurationError(
+            f"data.validation_size: {data.validation_size} validation queries"
+            f" held out of {data.train} leave none of its {count} for training"
+        )
+    return RandomFold.folds(
+        seed=seed,
+        sizes=[data.validation_size, count - data.validation_size],
+        dataset=dataset(data.train, data),
+        submit=False,
+    )
+
+
 def validation_queries(data: Data, seed: int, launcher=None) -> Adhoc:
     """Validation queries: all of them, or a random sample of
-    ``data.validation_size`` queries (never from ``data.validation_exclude``)"""
-    validation = dataset(data.validation)
+    ``data.validation_size`` queries (never from ``data.validation_exclude``;
+    held out of training when they come from the training split)"""
+    if held_out(data):
+        return _local_folds(data, seed)[0].submit(launcher=launcher)
+    validation = dataset(data.validation, data)
     if data.validation_size <= 0:
         return validation
     exclude = (
-        dataset(data.validation_exclude).topics if data.validation_exclude else None
+        dataset(data.validation_exclude, data).topics
+        if data.validation_exclude
+        else None
     )
     return RandomFold.C(
         dataset=validation,
@@ -122,6 +233,14 @@ def validation_queries(data: Data, seed: int, launcher=None) -> Adhoc:
         sizes=[data.validation_size],
         exclude=exclude,
     ).submit(launcher=launcher)
+
+
+def training_queries(data: Data, seed: int, launcher=None) -> Adhoc:
+    """Queries with relevance judgements for training (``data.train``),
+    without the held-out validation queries"""
+    if held_out(data):
+        return _local_folds(data, seed)[1].submit(launcher=launcher)
+    return dataset(data.train, data)
 
 
 def hf_model(base_hf_id: str) -> str:

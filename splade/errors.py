@@ -5,6 +5,7 @@ Every error names the configuration key (as written in YAML files or after
 """
 
 import inspect
+import typing
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -131,8 +132,35 @@ def check(cfg: SPLADEConfiguration, downloads: bool = True):
         "data.validation_exclude": cfg.data.validation_exclude,
         **{f"data.tests.{key}": value for key, value in cfg.data.tests.items()},
     }
+    _check(
+        problems,
+        cfg.mode in MODES,
+        "mode",
+        f"{cfg.mode!r} is not one of {sorted(MODES)}",
+    )
+    _check(
+        problems, cfg.bm25.negatives_topk > 0, "bm25.negatives_topk", "must be > 0"
+    )
+    if cfg.mode == "zero-shot":
+        # Training data are not used
+        for key in ("data.train", "data.train_queries", "data.validation"):
+            datasets.pop(key)
+        datasets.pop("data.validation_exclude")
+    local_problems = check_local(cfg)
+    problems += local_problems
     for key, dataset_id in datasets.items():
-        if dataset_id is not None and (problem := dataset_problem(dataset_id)):
+        if dataset_id is None:
+            continue
+        if dataset_id == "local" or dataset_id.startswith("local:"):
+            split = dataset_id.partition(":")[2]
+            if cfg.data.local is None:
+                problems.append(f"{key}: {dataset_id} names data.local, not set")
+            elif split and split not in cfg.data.local.splits:
+                problems.append(
+                    f"{key}: data.local.splits has no {split!r}"
+                    f" (it has {sorted(cfg.data.local.splits)})"
+                )
+        elif problem := dataset_problem(dataset_id):
             problems.append(f"{key}: {problem}")
     for name in cfg.retrieval.measures:
         try:
@@ -146,6 +174,38 @@ def check(cfg: SPLADEConfiguration, downloads: bool = True):
         raise ConfigurationError(*problems)
 
 
+#: Values of the ``mode`` key
+MODES = {"train", "zero-shot"}
+
+
+def check_local(cfg: SPLADEConfiguration) -> List[str]:
+    """Problems of the local collection's files (read and checked here, so
+    that a bad line stops the run before any task starts)"""
+    from splade.data import inspect_local, local_paths
+    from splade.local import CollectionError
+
+    local = cfg.data.local
+    if local is None:
+        return []
+    documents, splits = local_paths(local)
+    problems = []
+    files = {"data.local.documents": documents}
+    for name, paths in splits.items():
+        for kind, path in paths.items():
+            files[f"data.local.splits.{name}.{kind}"] = path
+    for key, path in files.items():
+        if path is not None and not path.is_file():
+            problems.append(f"{key}: no file {path}")
+    if problems:
+        return problems
+    try:
+        inspect_local(local)
+    except CollectionError as e:
+        key = next(k for k, p in files.items() if p == e.path)
+        return [f"{key}: {e}"]
+    return []
+
+
 def unknown_keys(data: Dict[str, Any], cls=SPLADEConfiguration, prefix="") -> List[str]:
     """Keys of a configuration dictionary that are not configuration fields
 
@@ -157,8 +217,19 @@ def unknown_keys(data: Dict[str, Any], cls=SPLADEConfiguration, prefix="") -> Li
     for key, value in data.items():
         if key not in fields:
             unknown.append(f"{prefix}{key}")
-        elif isinstance(value, dict) and attr.has(fields[key].type):
-            unknown += unknown_keys(value, fields[key].type, f"{prefix}{key}.")
+            continue
+        if not isinstance(value, dict):
+            continue
+        field_type = fields[key].type
+        args = [a for a in typing.get_args(field_type) if a is not type(None)]
+        if typing.get_origin(field_type) is typing.Union and len(args) == 1:
+            field_type = args[0]  # Optional[...]
+        if attr.has(field_type):
+            unknown += unknown_keys(value, field_type, f"{prefix}{key}.")
+        elif typing.get_origin(field_type) is dict and attr.has(args[-1]):
+            for name, item in value.items():
+                if isinstance(item, dict):
+                    unknown += unknown_keys(item, args[-1], f"{prefix}{key}.{name}.")
     return unknown
 
 

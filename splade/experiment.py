@@ -40,7 +40,7 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     device = fabric(cfg.precision)
 
     # --- Data: documents and test collections
-    documents = data.dataset(cfg.data.documents)
+    documents = data.dataset(cfg.data.documents, cfg.data)
     max_docs = cfg.indexation.max_docs
     tests = data.test_collections(cfg.data, cfg.retrieval.measures, max_docs)
 
@@ -58,11 +58,12 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     )
 
     # --- Validation collection: BM25 top-k documents of validation queries
-    validation = RetrieverBasedCollection.C(
-        dataset=data.validation_queries(cfg.data, cfg.seed, bm25_launcher),
-        retrievers=[copyconfig(bm25, topk=cfg.bm25.validation_topk)],
-    ).submit(launcher=bm25_launcher)
-    validation.documents.in_memory = True
+    if cfg.mode == "train":
+        validation = RetrieverBasedCollection.C(
+            dataset=data.validation_queries(cfg.data, cfg.seed, bm25_launcher),
+            retrievers=[copyconfig(bm25, topk=cfg.bm25.validation_topk)],
+        ).submit(launcher=bm25_launcher)
+        validation.documents.in_memory = True
 
     # --- SPLADE, once per variant of the sweep (grid_search), if any
     models, logs = {}, {}
@@ -72,51 +73,26 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
         # SPLADE model and its FLOPS regularization
         scorer, flops, init_tasks = splade_model(variant.model)
 
-        # Validation: keeps the checkpoint with the best RR@10
-        validation_listener = ValidationListener.C(
-            id="bestval",
-            dataset=validation,
-            retriever=FullRetrieverRescorer.C(
-                documents=validation.documents,
-                scorer=scorer,
-                batchsize=variant.indexation.batch_size,
-            ),
-            metrics={"RR@10": True, "nDCG@10": False},
-            validation_interval=variant.learner.validation_interval,
-            early_stop=variant.learner.early_stop,
-        )
-
-        # Training: MarginMSE distillation from teacher scores, or softmax
-        # cross-entropy with in-batch negatives (learner.loss)
-        optimization = variant.learner.optimization
-        learner = tagged(
-            Learner.C(
-                random=Random.C(seed=variant.seed),
-                trainer=trainer(
-                    variant.learner, variant.data, documents, flops, variant.seed
-                ),
-                model=scorer,
-                optimizers=optimization.optimizer,
-                max_epochs=optimization.max_epochs,
-                steps_per_epoch=optimization.steps_per_epoch,
-                listeners=[validation_listener],
-                fabric_config=device,
-            ),
-            tags,
-        )
-        outputs = learner.submit(
-            launcher=find_launcher(variant.learner.requirements), init_tasks=init_tasks
-        )
-        if helper.xp.run_mode == RunMode.NORMAL:
-            helper.tensorboard_service.add(learner, learner.logpath)
-        best = outputs.listeners["bestval"]["RR@10"]
+        # Zero-shot: the model is evaluated as it is
+        if variant.mode == "zero-shot":
+            evaluated = [(None, init_tasks, tags)]
+        else:
+            best, learner = train(
+                variant, tags, scorer, flops, init_tasks, validation, bm25
+            )
+            if helper.xp.run_mode == RunMode.NORMAL:
+                helper.tensorboard_service.add(learner, learner.logpath)
+            name = "-".join(["splade"] + [f"{k}={v}" for k, v in sweep.items()])
+            models[name], logs[name] = best, learner.logpath
+            evaluated = [(best, [best], tags)]
+            if variant.retrieval.evaluate_untrained:
+                evaluated.append(
+                    (None, init_tasks, {**tags, "model": "splade-untrained"})
+                )
 
         # Sparse index of the collection, retrieval with the query encoder,
         # evaluation on the test collections (and of the model before
         # training, if asked)
-        evaluated = [(best, [best], tags)]
-        if variant.retrieval.evaluate_untrained:
-            evaluated.append((None, init_tasks, {**tags, "model": "splade-untrained"}))
         for checkpoint, model_init_tasks, model_tags in evaluated:
             index = SparseRetrieverIndexBuilder.C(
                 documents=documents,
@@ -144,10 +120,55 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
                 with_run=True,
             )
 
-        name = "-".join(["splade"] + [f"{k}={v}" for k, v in sweep.items()])
-        models[name], logs[name] = best, learner.logpath
-
     if helper.xp.run_mode == RunMode.NORMAL:
         helper.xp.wait()
         tests.print_summary()
     return PaperResults(models=models, evaluations=tests, tb_logs=logs)
+
+
+def train(cfg: SPLADEConfiguration, tags, scorer, flops, init_tasks, validation, bm25):
+    """Trains SPLADE; returns the best checkpoint (validation RR@10) and the
+    learner"""
+    documents = data.dataset(cfg.data.documents, cfg.data)
+
+    # Validation: keeps the checkpoint with the best RR@10
+    validation_listener = ValidationListener.C(
+        id="bestval",
+        dataset=validation,
+        retriever=FullRetrieverRescorer.C(
+            documents=validation.documents,
+            scorer=scorer,
+            batchsize=cfg.indexation.batch_size,
+        ),
+        metrics={"RR@10": True, "nDCG@10": False},
+        validation_interval=cfg.learner.validation_interval,
+        early_stop=cfg.learner.early_stop,
+    )
+
+    # Training: MarginMSE distillation from teacher scores, or softmax
+    # cross-entropy with in-batch negatives (learner.loss)
+    optimization = cfg.learner.optimization
+    learner = tagged(
+        Learner.C(
+            random=Random.C(seed=cfg.seed),
+            trainer=trainer(
+                cfg.learner,
+                cfg.data,
+                documents,
+                flops,
+                cfg.seed,
+                bm25=copyconfig(bm25, topk=cfg.bm25.negatives_topk),
+            ),
+            model=scorer,
+            optimizers=optimization.optimizer,
+            max_epochs=optimization.max_epochs,
+            steps_per_epoch=optimization.steps_per_epoch,
+            listeners=[validation_listener],
+            fabric_config=fabric(cfg.precision),
+        ),
+        tags,
+    )
+    outputs = learner.submit(
+        launcher=find_launcher(cfg.learner.requirements), init_tasks=init_tasks
+    )
+    return outputs.listeners["bestval"]["RR@10"], learner

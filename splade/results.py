@@ -32,11 +32,24 @@ def average_nonzeros(index_path: Path) -> float:
     return postings / (documents + 1) if documents >= 0 else 0.0
 
 
+class ResultsFrame(pd.DataFrame):
+    """The results table; printed without its ``run`` column (long paths,
+    listed by :meth:`ResultsTable.print_summary`), saved with it"""
+
+    @property
+    def _constructor(self):
+        return ResultsFrame
+
+    def __repr__(self) -> str:
+        return repr(pd.DataFrame(self).drop(columns=["run"], errors="ignore"))
+
+
 class ResultsTable(EvaluationsCollection):
     """Test collections whose results are one flat table: a row per
     (dataset, model) with the tags of the model (e.g. the values of a
-    sweep), one column per measure, and the average number of non-zero
-    terms per document (``nonzeros_d``) for sparse models
+    sweep), one column per measure, the average number of non-zero terms
+    per document (``nonzeros_d``) for sparse models, and the path of the
+    run file (``run``, TREC format)
 
     xpmir's table has a two-level header (tag / metric), awkward to read
     back (``pd.read_csv(path)`` is enough for this one).
@@ -81,12 +94,14 @@ class ResultsTable(EvaluationsCollection):
                 row.update((k, float(v)) for k, v in measures.items())
                 if (nonzeros := self._nonzeros(model_tags)) is not None:
                     row["nonzeros_d"] = round(nonzeros, 1)
+                if getattr(result, "run", None) is not None:
+                    row["run"] = str(result.run.path)
                 rows.append(row)
         df = pd.DataFrame(rows)
         first = [c for c in ["dataset", "model"] if c in df.columns]
-        last = [m for m in self.measures + ["nonzeros_d"] if m in df.columns]
+        last = [m for m in self.measures + ["nonzeros_d", "run"] if m in df.columns]
         tags = sorted(set(df.columns) - set(first) - set(last))
-        return df[first + tags + last]
+        return ResultsFrame(df[first + tags + last])
 
     def print_summary(self):
         """Prints where the outputs of the experiment are"""

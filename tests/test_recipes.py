@@ -28,6 +28,8 @@ def graphs(tmp_path_factory):
     return {
         recipe.stem: dry_run(load(recipe), tmp_path_factory.mktemp(recipe.stem))
         for recipe in RECIPES
+        # recipes on ../shared data are checked in test_local.py
+        if not recipe.stem.startswith("local_")
     }
 
 
@@ -150,6 +152,21 @@ def test_debug_uses_embedded_data_and_model(graphs):
     assert {dataset_id(e.dataset) for e in of_type(tasks, Evaluate)} == {
         "splade.debug.test"
     }
+
+
+def test_sweep_trains_one_model_per_value_and_shares_the_rest(graphs):
+    from xpmir.datasets.adapters import RetrieverBasedCollection
+
+    tasks = graphs["debug_sweep"]
+    learners = of_type(tasks, Learner)
+    values = sorted(task.trainer.hooks[0].lambda_d for task in learners)
+    assert values == pytest.approx([0.01, 0.1, 1.0])
+    assert sorted(t.__xpm__.tags()["model.lambda_d"] for t in learners) == values
+    assert len(of_type(tasks, BOWSparseRetrieverIndexBuilder)) == 1
+    assert len(of_type(tasks, RetrieverBasedCollection)) == 1
+    assert len(of_type(tasks, SparseRetrieverIndexBuilder)) == 3
+    evaluations = of_type(tasks, Evaluate)
+    assert len(evaluations) == 4  # BM25 and one per value
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
