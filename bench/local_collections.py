@@ -231,7 +231,6 @@ def main():
             f"data.local.documents={folder / 'docs.tsv'}",
             f"data.local.splits.test.queries={folder / queries}",
             f"data.local.splits.test.qrels={folder / qrels}",
-            f"data.tests={{{name}: 'local:test'}}",
             f"model.base_hf_id={model}",
         )
         for _, row in df.iterrows():

@@ -58,7 +58,7 @@ def local_paths(local: LocalCollection):
     """Absolute paths of the files of a local collection"""
 
     def path(value: Optional[str]) -> Optional[Path]:
-        return Path(value).expanduser().absolute() if value else None
+        return Path(value).expanduser().resolve() if value else None
 
     return path(local.documents), {
         name: {
