@@ -4,6 +4,7 @@ from xpmir.neural.splade import SpladeScorer, spladeV2_doc, spladeV2_max
 
 from splade.configuration import Model
 from splade.data import hf_model
+from splade.encoders import SpladeMaxEncoder
 from splade.regularizer import FlopsRegularizer
 from splade.workarounds import BinaryQueryEncoder
 
@@ -25,11 +26,13 @@ def splade_model(cfg: Model):
         hf_id=hf_model(cfg.base_hf_id),
     )
     flops = FlopsRegularizer.C(**flops.__arguments__())
+    # Same encoders, with a faster inference (splade/encoders.py)
+    encoder = SpladeMaxEncoder.C(**scorer.encoder.__arguments__())
     if cfg.architecture == "doc":
-        scorer = SpladeScorer.C(
-            encoder=scorer.encoder,
-            query_encoder=BinaryQueryEncoder.C(tokenizer=scorer.encoder.tokenizer),
-        )
+        query_encoder = BinaryQueryEncoder.C(tokenizer=scorer.encoder.tokenizer)
+    else:
+        query_encoder = SpladeMaxEncoder.C(**scorer.query_encoder.__arguments__())
+    scorer = SpladeScorer.C(encoder=encoder, query_encoder=query_encoder)
     scorer.encoder.maxlen = cfg.document_maxlen
     scorer.query_encoder.maxlen = cfg.query_maxlen
     return scorer, flops, init_tasks

@@ -1,0 +1,74 @@
+"""The package's SPLADE-max encoder gives xpmir's representations, faster"""
+
+import pytest
+import torch
+from datamaestro_ir.data import SimpleTextItem
+from xpmir.neural.splade import SpladeTextEncoder
+
+from splade.configuration import Model
+from splade.encoders import SpladeMaxEncoder, groups_by_length, groups_in_order
+from splade.models import splade_model
+
+TEXTS = [
+    "lazo bomu vipube",
+    "mopege",
+    "what about mopege nina diba lazo theory analysis data",
+    "vipube theory data " * 10,
+    "nina diba",
+]
+
+
+def test_groups_by_length_bound_the_padded_size():
+    lengths = [3, 10, 5, 10, 1, 30]
+    groups = groups_by_length(lengths, 20)
+    assert sorted(ix for group in groups for ix in group) == list(range(len(lengths)))
+    assert groups == [[5], [1, 3], [2, 0, 4]]
+    for group in groups:
+        widths = [lengths[ix] for ix in group]
+        assert widths == sorted(widths, reverse=True)
+        assert len(group) == 1 or len(group) * widths[0] <= 20
+
+
+def test_groups_in_order_bound_the_number_of_tokens():
+    assert groups_in_order([3, 10, 5, 10, 1, 30], 15) == [[3, 10], [5, 10], [1], [30]]
+
+
+def encoders(tiny_model, max_tokens):
+    scorer, _, _ = splade_model(
+        Model(base_hf_id=str(tiny_model), query_maxlen=8, document_maxlen=24)
+    )
+    result = []
+    for config in (scorer.encoder, scorer.query_encoder):
+        arguments = config.__arguments__()
+        arguments.pop("max_tokens", None)
+        for encoder_config in (
+            SpladeMaxEncoder.C(**arguments, max_tokens=max_tokens),
+            SpladeTextEncoder.C(**arguments),
+        ):
+            encoder = encoder_config.instance()
+            encoder.initialize()
+            encoder.load_model(tiny_model)
+            encoder.eval()
+            result.append(encoder)
+    # The package's encoders are the fast ones
+    assert isinstance(scorer.encoder.instance(), SpladeMaxEncoder)
+    assert isinstance(scorer.query_encoder.instance(), SpladeMaxEncoder)
+    return result
+
+
+@pytest.mark.parametrize("max_tokens", [1, 30, 8192])
+def test_same_vectors_as_xpmir(tiny_model, max_tokens):
+    records = [{"text_item": SimpleTextItem(text)} for text in TEXTS]
+    fast_d, xpmir_d, fast_q, xpmir_q = encoders(tiny_model, max_tokens)
+    with torch.no_grad():
+        for fast, reference in ((fast_d, xpmir_d), (fast_q, xpmir_q)):
+            ours = fast(records)
+            expected = reference(records).value
+            torch.testing.assert_close(ours.value, expected, rtol=0, atol=1e-5)
+            assert (ours.value > 0).any(dim=1).all()
+            assert ours.tokenized.ids.shape[0] == len(TEXTS)
+
+    # With gradients (training), it is xpmir's encoder
+    value = fast_d(records).value
+    assert value.requires_grad
+    torch.testing.assert_close(value.detach(), xpmir_d(records).value.detach())
