@@ -11,6 +11,8 @@ from attrs import Factory
 from experimaestro.experiments import ConfigurationBase, configuration
 from xpm_torch.experiments.configuration import TransformerOptimization
 
+from splade.engines import Engine
+
 
 @configuration
 class LocalSplit:
@@ -203,6 +205,12 @@ class Retrieval:
 
     batch_size: int = 256
     """Number of queries encoded at once"""
+
+    engine: Engine = Factory(Engine)
+    """Retrieval engine of the SPLADE index: ``maxscore`` (exact, default),
+    ``wand`` (exact), ``bmp`` or ``seismic`` (approximate), with their
+    parameters (see splade/engines.py; BENCHMARKS.md for their speed and
+    recall@10)"""
 
     measures: List[str] = Factory(lambda: ["RR@10", "nDCG@10", "R@1000", "AP"])
     """Evaluation measures (ir_measures syntax)"""

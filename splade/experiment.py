@@ -17,13 +17,14 @@ from xpm_torch.learner import Learner
 from xpmir.datasets.adapters import RetrieverBasedCollection
 from xpmir.experiments.ir import IRExperimentHelper, ir_experiment
 from xpmir.index.bow import BOWRetriever, BOWSparseRetrieverIndexBuilder
-from xpmir.index.sparse import SparseRetriever, SparseRetrieverIndexBuilder
+from xpmir.index.sparse import SparseRetrieverIndexBuilder
 from xpmir.letor.validation import ValidationListener
 from xpmir.papers.results import PaperResults
 from xpmir.rankers.standard import BM25
 
 from splade import data
 from splade.configuration import SPLADEConfiguration
+from splade.engines import sparse_retriever
 from splade.errors import check
 from splade.fabric import fabric
 from splade.models import splade_model
@@ -105,11 +106,13 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
                 launcher=find_launcher(variant.indexation.requirements),
                 init_tasks=model_init_tasks,
             )
-            retriever = SparseRetriever.C(
+            retriever = sparse_retriever(
+                variant.retrieval.engine,
                 index=index,
                 encoder=scorer.query_encoder or scorer.encoder,
                 topk=variant.retrieval.topk,
-                batchsize=variant.retrieval.batch_size,
+                batch_size=variant.retrieval.batch_size,
+                launcher=bm25_launcher,
             )
             tests.add_model(model_tags, checkpoint, index)
             tests.evaluate_retriever(

@@ -81,6 +81,10 @@ class ResultsTable(EvaluationsCollection):
         return None
 
     def to_dataframe(self) -> pd.DataFrame:
+        # evaluation -> its run file (runs are kept with with_run=True)
+        run_files = {
+            id(r.result): str(r.run.path) for r in self.runs if r.run is not None
+        }
         rows = []
         for key, evaluations in self.collection.items():
             for tags, result in evaluations.per_tags.items():
@@ -94,8 +98,8 @@ class ResultsTable(EvaluationsCollection):
                 row.update((k, float(v)) for k, v in measures.items())
                 if (nonzeros := self._nonzeros(model_tags)) is not None:
                     row["nonzeros_d"] = round(nonzeros, 1)
-                if getattr(result, "run", None) is not None:
-                    row["run"] = str(result.run.path)
+                if id(result) in run_files:
+                    row["run"] = run_files[id(result)]
                 rows.append(row)
         df = pd.DataFrame(rows)
         first = [c for c in ["dataset", "model"] if c in df.columns]

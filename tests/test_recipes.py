@@ -180,3 +180,27 @@ def test_requirements_find_a_launcher(recipe, launchers):
     cfg = load(recipe)
     for section in (cfg.bm25, cfg.learner, cfg.indexation, cfg.retrieval):
         assert registry.find(section.requirements) is not None, section.requirements
+
+
+@pytest.mark.parametrize(
+    "override,retriever_type,conversion",
+    [
+        ("retrieval.engine.name=bmp", "BMPSparseRetriever", "BMPConverter"),
+        ("retrieval.engine.name=seismic", "SeismicSparseRetriever", "Sparse2Seismic"),
+        ("retrieval.engine.compression.enabled=true", "SparseRetriever", "Compress"),
+    ],
+)
+def test_the_retrieval_engine_is_chosen_in_yaml(
+    tmp_path, override, retriever_type, conversion
+):
+    """The SPLADE index is converted for the chosen engine, which evaluates
+    the model; BM25 and the validation collection are unchanged"""
+    tasks = dry_run(load(ROOT / "splade" / "debug.yaml", override), tmp_path)
+    (splade,) = [
+        e for e in of_type(tasks, Evaluate) if e.__xpm__.tags()["model"] == "splade"
+    ]
+    assert type(splade.retriever).__qualname__.split(".")[0] == retriever_type
+    converted = [t for t in tasks if type(t).__qualname__.startswith(conversion)]
+    assert len(converted) == 1
+    source = converted[0].index.__xpm__.task
+    assert type(source).__qualname__.startswith("SparseRetrieverIndexBuilder")
