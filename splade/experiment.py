@@ -28,6 +28,7 @@ from splade.engines import sparse_retriever
 from splade.errors import check
 from splade.fabric import fabric
 from splade.models import splade_model
+from splade.reliability import StaleCheckpointsCleaner, keep_done_markers
 from splade.results import tagged
 from splade.training import trainer
 from splade.workarounds import FullRetrieverRescorer
@@ -37,6 +38,7 @@ from splade.workarounds import FullRetrieverRescorer
 def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     """SPLADE: sparse lexical and expansion model for first-stage retrieval"""
     check(cfg, downloads=helper.xp.run_mode == RunMode.NORMAL)
+    keep_done_markers()  # experimaestro work-around (splade/reliability.py)
     bm25_launcher = find_launcher(cfg.bm25.requirements)
     device = fabric(cfg.precision)
 
@@ -166,7 +168,8 @@ def train(cfg: SPLADEConfiguration, tags, scorer, flops, init_tasks, validation,
             optimizers=optimization.optimizer,
             max_epochs=optimization.max_epochs,
             steps_per_epoch=optimization.steps_per_epoch,
-            listeners=[validation_listener],
+            # the cleaner bounds the checkpoints kept after a kill
+            listeners=[validation_listener, StaleCheckpointsCleaner.C(id="cleaner")],
             fabric_config=fabric(cfg.precision),
         ),
         tags,

@@ -1,6 +1,8 @@
 """Shared fixtures; every test runs offline"""
 
 import os
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -67,3 +69,30 @@ def tiny_model(tmp_path_factory, collection) -> Path:
     ]
     make_tiny_mlm(texts, folder)
     return folder
+
+
+def user_environment(home: Path) -> dict:
+    """The environment of a user's shell whose HOME is the (new) folder
+    ``home``, where every Python process (experiment, jobs) refuses and
+    records network accesses (in ``$HOME/network.log``)"""
+    site = home / "site"
+    site.mkdir()
+    shutil.copyfile(
+        Path(__file__).parent / "network_guard.py", site / "network_guard.py"
+    )
+    (site / "sitecustomize.py").write_text(
+        "import network_guard\nnetwork_guard.install()\n"
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATAMAESTRO", "XPM", "HF_", "TRANSFORMERS"))
+    }
+    env.update(
+        HOME=str(home),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")])),
+        SPLADE_TEST_NETWORK_LOG=str(home / "network.log"),
+    )
+    bindir = Path(sys.executable).parent
+    env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
+    return env

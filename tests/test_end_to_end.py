@@ -1,15 +1,13 @@
 """`experimaestro run-experiment splade/debug.yaml` as a user runs it: in a
 new HOME, after `python -m splade.workspace`, without network"""
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import ROOT, user_environment
 
 
 def run(args, env, log: Path, timeout=900):
@@ -36,28 +34,7 @@ def failure_report(home: Path, log: Path) -> str:
 @pytest.fixture(scope="module")
 def debug_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
-    site = tmp_path_factory.mktemp("site")
-    # Every Python process of the run (experiment, jobs) refuses and records
-    # network accesses
-    shutil.copyfile(
-        Path(__file__).parent / "network_guard.py", site / "network_guard.py"
-    )
-    (site / "sitecustomize.py").write_text(
-        "import network_guard\nnetwork_guard.install()\n"
-    )
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DATAMAESTRO", "XPM", "HF_", "TRANSFORMERS"))
-    }
-    env.update(
-        HOME=str(home),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")])),
-        SPLADE_TEST_NETWORK_LOG=str(home / "network.log"),
-    )
-    bindir = Path(sys.executable).parent
-    env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
-
+    env = user_environment(home)
     assert run([sys.executable, "-m", "splade.workspace"], env, home / "ws.log") == 0
     command = ["experimaestro", "run-experiment", "splade/debug.yaml"]
     log = home / "run.log"

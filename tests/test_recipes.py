@@ -17,6 +17,7 @@ from xpmir.letor.distillation.pairwise import (
 from xpmir.letor.trainers.batchwise import BatchwiseTrainer
 from xpmir.neural.splade import MaxAggregation
 
+from splade.reliability import StaleCheckpointsCleaner
 from splade.workarounds import BinaryQueryEncoder
 
 MSMARCO = "com.microsoft.msmarco.passage"
@@ -77,7 +78,8 @@ def test_distilsplade_max(graphs):
     assert isinstance(scorer.encoder.aggregation, MaxAggregation)
     assert task.fabric_config.precision == "auto"
 
-    (listener,) = task.listeners
+    listener, cleaner = task.listeners
+    assert isinstance(cleaner, StaleCheckpointsCleaner)
     assert listener.metrics == {"RR@10": True, "nDCG@10": False}
     assert listener.validation_interval == 40
 

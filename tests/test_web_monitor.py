@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, user_environment
 from test_end_to_end import failure_report
 from websockets.sync.client import connect
 
@@ -78,32 +78,6 @@ def http_get(port: int, path: str):
         return response.status, response.read()
     finally:
         connection.close()
-
-
-def user_environment(tmp_path_factory):
-    """A new HOME where every Python process refuses network accesses (as in
-    test_end_to_end)"""
-    home = tmp_path_factory.mktemp("home")
-    site = tmp_path_factory.mktemp("site")
-    shutil.copyfile(
-        Path(__file__).parent / "network_guard.py", site / "network_guard.py"
-    )
-    (site / "sitecustomize.py").write_text(
-        "import network_guard\nnetwork_guard.install()\n"
-    )
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DATAMAESTRO", "XPM", "HF_", "TRANSFORMERS"))
-    }
-    env.update(
-        HOME=str(home),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")])),
-        SPLADE_TEST_NETWORK_LOG=str(home / "network.log"),
-    )
-    bindir = Path(sys.executable).parent
-    env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
-    return home, env
 
 
 KEPT_EVENTS = ("Network.requestWillBeSent", "Network.webSocketCreated")
@@ -206,7 +180,8 @@ def monitored_run(tmp_path_factory):
     if CHROMIUM is None:
         pytest.skip("no chromium binary (Debian: apt-get install chromium)")
 
-    home, env = user_environment(tmp_path_factory)
+    home = tmp_path_factory.mktemp("home")
+    env = user_environment(home)
     setup = subprocess.run(
         [sys.executable, "-m", "splade.workspace"],
         cwd=ROOT,
