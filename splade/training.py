@@ -24,13 +24,14 @@ from xpmir.letor.distillation.pairwise import (
 )
 from xpmir.letor.distillation.samplers import DistillationPairwiseSampler
 from xpmir.letor.processors import StoreHydrator
-from xpmir.letor.samplers import PairwiseModelBasedSampler, TripletBasedSampler
+from xpmir.letor.samplers import TripletBasedSampler
 from xpmir.letor.samplers.adapters import SamplerAdapter
 from xpmir.letor.trainers.batchwise import BatchwiseTrainer
 
 from splade.configuration import Data, Learner
 from splade.data import LOCAL, dataset, local_data, local_split, training_queries
 from splade.errors import ConfigurationError
+from splade.workarounds import HardNegativesSampler
 
 #: loss name -> the types of training data it can use
 TRAINING_DATA = {
@@ -113,7 +114,7 @@ def trainer(
     if isinstance(train, Adhoc):
         # softmax_ce on judged queries: the positive is a relevant document,
         # the negative one of the BM25 top-k that is not judged relevant
-        sampler = PairwiseModelBasedSampler.C(dataset=train, retriever=bm25)
+        sampler = HardNegativesSampler.C(dataset=train, retriever=bm25)
         return BatchwiseTrainer.C(
             sampler=sampler, lossfn=SoftmaxCrossEntropy.C(), **common
         )

@@ -10,6 +10,7 @@ from typing import List, Optional
 import torch
 from experimaestro import Param, field
 from xpm_torch.module import initialized
+from xpmir.letor.samplers import PairwiseModelBasedSampler
 from xpmir.rankers import ScoredDocument
 from xpmir.rankers.full import FullRetrieverRescorer as _FullRetrieverRescorer
 from xpmir.text import TokenizerOptions
@@ -89,3 +90,19 @@ class BinaryQueryEncoder(TextEncoderBase[InputType, TextsRepresentationOutput]):
 
     def load_model(self, path: Path):
         pass
+
+
+class HardNegativesSampler(PairwiseModelBasedSampler):
+    """Pairs of (relevant, BM25-retrieved non-relevant) documents of judged
+    queries, as xpmir's ``PairwiseModelBasedSampler``
+
+    In xpmir 1.5.0, ``PairwiseModelBasedSampler.sample`` returns
+    ``ScoredDocument`` objects as the positive and negative documents, where
+    trainers expect document records (``{"id": ..., "text_item": ...}``):
+    training fails with "'ScoredDocument' object is not subscriptable" when
+    the documents are tokenized. This one gives the records.
+    (tests/test_workarounds.py)
+    """
+
+    def sample(self, samples):
+        return PairwiseModelBasedSampler.sample(self, samples).document

@@ -351,12 +351,13 @@ def test_fine_tuning_holds_out_its_validation_queries(tmp_path):
     from dryrun import dry_run, of_type
     from xpm_torch.learner import Learner
     from xpmir.datasets.adapters import RandomFold
-    from xpmir.letor.samplers import PairwiseModelBasedSampler
+
+    from splade.workarounds import HardNegativesSampler
 
     tasks = dry_run(load(ROOT / "splade" / "local_finetune.yaml"), tmp_path)
     (learner,) = of_type(tasks, Learner)
     sampler = learner.trainer.sampler
-    assert isinstance(sampler, PairwiseModelBasedSampler)
+    assert isinstance(sampler, HardNegativesSampler)
     assert sampler.retriever.topk == 100
     folds = sorted(of_type(tasks, RandomFold), key=lambda f: f.fold)
     assert [f.fold for f in folds] == [0, 1]

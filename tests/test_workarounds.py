@@ -107,3 +107,24 @@ def test_binary_query_encoder(tiny_model):
         expected = set(tokenizer(text, add_special_tokens=False)["input_ids"])
         assert set(row.nonzero().flatten().tolist()) == expected
         assert set(row.unique().tolist()) == {0.0, 1.0}
+
+
+def test_model_based_sampler_gives_document_records():
+    """xpmir's PairwiseModelBasedSampler.sample gives a ScoredDocument, which
+    the trainers' tokenization cannot read; HardNegativesSampler gives the
+    document record"""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from datamaestro_ir.data import SimpleTextItem
+    from xpmir.letor.samplers import PairwiseModelBasedSampler
+
+    from splade.workarounds import HardNegativesSampler
+
+    record = {"id": "d1", "text_item": SimpleTextItem("a document")}
+    sampler = SimpleNamespace(
+        random=np.random.RandomState(0), document=lambda docid: record
+    )
+    samples = [("d1", 1, 0.0)]
+    assert not isinstance(PairwiseModelBasedSampler.sample(sampler, samples), dict)
+    assert HardNegativesSampler.sample(sampler, samples) is record
