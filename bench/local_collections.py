@@ -318,7 +318,8 @@ def main():
             "",
             markdown(zero_shot),
             "",
-            "Wall-clock time per collection (both models, indexing included): "
+            "Wall-clock time per collection (both models; finished tasks of an"
+            " earlier run of the command are reused): "
             + ", ".join(f"{n} {t:.0f} s" for n, t in times.items())
             + ".",
             "",
