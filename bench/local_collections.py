@@ -115,29 +115,15 @@ def bm25s_ndcg(folder: Path, queries_file: str, qrels_file: str, k1, b) -> float
 
 
 def splade_vectors(model_path: Path, texts, maxlen: int, batch_size=32):
-    """SPLADE-max vectors with plain transformers, as a CSR matrix"""
+    """SPLADE-max vectors with plain transformers (the reference loop of
+    bench/encoding.py), as a CSR matrix"""
     import scipy.sparse as sp
     import torch
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    from encoding import transformers_system
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForMaskedLM.from_pretrained(model_path).eval()
-    rows = []
+    encode = transformers_system(model_path, maxlen, batch_size)
     with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            batch = tokenizer(
-                texts[start : start + batch_size],
-                truncation=True,
-                max_length=maxlen,
-                padding=True,
-                return_tensors="pt",
-            )
-            logits = model(**batch).logits
-            weights = torch.log1p(torch.relu(logits)) * batch["attention_mask"][
-                ..., None
-            ].to(logits.dtype)
-            rows.append(sp.csr_matrix(weights.max(dim=1).values.numpy()))
-    return sp.vstack(rows).tocsr()
+        return sp.csr_matrix(np.vstack(encode(list(texts), 0)))
 
 
 def brute_force_agreement(folder, queries_file, run_path, model, qlen, dlen):
