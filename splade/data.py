@@ -8,6 +8,7 @@ the same data types, and named ``local`` / ``local:<split>``.
 """
 
 import logging
+import weakref
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -16,14 +17,19 @@ from datamaestro import prepare_dataset
 from datamaestro_ir.data import Adhoc
 from datamaestro_ir.data.csv import Topics
 from datamaestro_ir.data.trec import TrecAdhocAssessments
-from experimaestro import Annotated, Param, Task, pathgenerator, tqdm
+from experimaestro import Annotated, Param, Task, experiment, pathgenerator, tqdm
 from xpmir.datasets.adapters import RandomFold
 from xpmir.evaluation import Evaluations
 from xpmir.measures import Measure
 
 from splade.configuration import Data, LocalCollection
 from splade.errors import ConfigurationError
-from splade.local import CollectionSummary, ImportLocalCollection, read_collection
+from splade.local import (
+    CollectionSummary,
+    ImportLocalCollection,
+    ImportLocalDocuments,
+    read_collection,
+)
 from splade.results import ResultsTable
 
 LOCAL = "local"
@@ -71,7 +77,10 @@ def local_paths(local: LocalCollection):
 
 
 _inspected: Dict[Tuple, CollectionSummary] = {}
-_imported: Dict[str, object] = {}
+#: experiment -> digest -> submitted import task
+_imported: "weakref.WeakKeyDictionary[experiment, Dict[str, object]]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def inspect_local(local: LocalCollection) -> CollectionSummary:
@@ -93,20 +102,29 @@ def inspect_local(local: LocalCollection) -> CollectionSummary:
 
 
 def local_data(local: LocalCollection):
-    """The task that imports the local collection (submitted once)"""
+    """The tasks that import the local collection (submitted once per
+    experiment): the documents, shared by all experiments on them, then the
+    splits"""
     summary = inspect_local(local)
-    if summary.digest not in _imported:
-        documents, splits = local_paths(local)
-        _imported[summary.digest] = ImportLocalCollection.C(
+    documents, splits = local_paths(local)
+    imported = _imported.setdefault(experiment.current(), {})
+    if summary.documents_digest not in imported:
+        imported[summary.documents_digest] = ImportLocalDocuments.C(
             documents=str(documents),
+            digest=summary.documents_digest,
+            document_count=summary.documents,
+        ).submit()
+    if summary.digest not in imported:
+        imported[summary.digest] = ImportLocalCollection.C(
+            documents=imported[summary.documents_digest],
+            documents_file=str(documents),
             splits={
                 name: {k: str(v) for k, v in paths.items() if v}
                 for name, paths in splits.items()
             },
-            digest=summary.digest,
-            document_count=summary.documents,
+            digest=summary.splits_digest,
         ).submit()
-    return _imported[summary.digest]
+    return imported[summary.digest]
 
 
 def measure(name: str) -> Measure:

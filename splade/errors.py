@@ -138,9 +138,7 @@ def check(cfg: SPLADEConfiguration, downloads: bool = True):
         "mode",
         f"{cfg.mode!r} is not one of {sorted(MODES)}",
     )
-    _check(
-        problems, cfg.bm25.negatives_topk > 0, "bm25.negatives_topk", "must be > 0"
-    )
+    _check(problems, cfg.bm25.negatives_topk > 0, "bm25.negatives_topk", "must be > 0")
     if cfg.mode == "zero-shot":
         # Training data are not used
         for key in ("data.train", "data.train_queries", "data.validation"):

@@ -38,7 +38,7 @@ from datamaestro_ir.data.distillation import (
     PairwiseDistillationSamplesTSV,
 )
 from datamaestro_ir.data.trec import TrecAdhocAssessments
-from experimaestro import Annotated, Config, Param, Task, pathgenerator
+from experimaestro import Annotated, Config, Meta, Param, Task, pathgenerator
 
 logger = logging.getLogger(__name__)
 
@@ -196,8 +196,15 @@ class CollectionSummary:
     """Number of documents (empty ones excluded)"""
     empty_documents: int = 0
     splits: Dict[str, SplitSummary] = field(default_factory=dict)
-    digest: str = ""
-    """Digest of every file's content"""
+    documents_digest: str = ""
+    """Digest of the documents file's content"""
+    splits_digest: str = ""
+    """Digest of the content of the splits' files"""
+
+    @property
+    def digest(self) -> str:
+        """Identifies the whole collection"""
+        return f"{self.documents_digest}-{self.splits_digest}"
 
     def warnings(self) -> List[str]:
         warnings = []
@@ -286,8 +293,8 @@ def _digest(paths: List[Path]) -> str:
     return sha.hexdigest()
 
 
-def _files(documents: Path, splits: Dict[str, Dict[str, Optional[Path]]]):
-    return [documents] + [
+def _split_files(splits: Dict[str, Dict[str, Optional[Path]]]):
+    return [
         path
         for split in splits.values()
         for path in (split["queries"], split["qrels"], split["teacher"])
@@ -299,11 +306,14 @@ def read_collection(
     documents: Path,
     splits: Dict[str, Dict[str, Optional[Path]]],
     write: Optional[Path] = None,
+    parts: Tuple[str, ...] = ("documents", "splits"),
 ) -> CollectionSummary:
     """Reads and checks a collection; writes it in ``write`` when given
 
     :param splits: split name -> {"queries": path, "qrels": path or None,
         "teacher": path or None}
+    :param parts: what to write, ``documents`` (the document store) and/or
+        ``splits`` (topics, qrels and teacher scores)
     """
     summary = CollectionSummary()
     docids = _document_ids(documents, summary)
@@ -331,21 +341,28 @@ def read_collection(
                         )
                 split.teacher += 1
         outputs[name] = (kept, qrels)
-    summary.digest = _digest(_files(documents, splits))
+    summary.documents_digest = _digest([documents])
+    summary.splits_digest = _digest(_split_files(splits))
     if write is not None:
-        _write(documents, splits, outputs, write)
+        write.mkdir(parents=True, exist_ok=True)
+        if "documents" in parts:
+            _write_documents(documents, write)
+        if "splits" in parts:
+            _write_splits(splits, outputs, write)
     return summary
 
 
-def _write(documents: Path, splits, outputs, folder: Path):
+def _write_documents(documents: Path, folder: Path):
     import impact_index
 
-    folder.mkdir(parents=True, exist_ok=True)
     store = impact_index.DocumentStoreBuilder(str(folder / "docstore"))
     for _, docid, title, text in read_documents(documents):
         if title.strip() or text.strip():
             store.add({"id": docid}, f"{title}\0{text}".encode("utf-8"))
     store.build()
+
+
+def _write_splits(splits, outputs, folder: Path):
     for name, (queries, qrels) in outputs.items():
         with (folder / f"{name}.queries.tsv").open("wt", encoding="utf-8") as fp:
             for qid, text in queries.items():
@@ -380,22 +397,67 @@ class LocalData(Config):
     """Teacher scores of the splits that have them"""
 
 
-class ImportLocalCollection(Task):
-    """Checks a local collection and writes it as a document store, TSV
-    topics and TREC qrels"""
+def _check_unchanged(expected: str, actual: str):
+    if actual != expected:
+        raise RuntimeError(
+            "The collection files changed since the experiment started: run it again"
+        )
+
+
+class ImportLocalDocuments(Task):
+    """Checks the documents of a local collection and writes them as a
+    document store
+
+    Its own task, so that every experiment on the same documents (zero-shot,
+    fine-tuning, other splits) shares the store and the indices built on it.
+    """
 
     documents: Param[str]
     """Documents file (absolute path)"""
+
+    digest: Param[str]
+    """SHA-256 of the file's content: a new task when it changes"""
+
+    document_count: Param[int]
+    """Number of non-empty documents"""
+
+    folder: Annotated[Path, pathgenerator("documents")]
+
+    def task_outputs(self, dep) -> DocumentStore:
+        return dep(
+            BeirDocumentStore.C(
+                id="", path=self.folder / "docstore", count=self.document_count
+            )
+        )
+
+    def execute(self):
+        summary = read_collection(
+            Path(self.documents), {}, write=self.folder, parts=("documents",)
+        )
+        _check_unchanged(self.digest, summary.documents_digest)
+        for warning in summary.warnings():
+            logger.warning("%s", warning)
+        logger.info("%d documents", summary.documents)
+
+
+class ImportLocalCollection(Task):
+    """Checks the splits of a local collection (against its documents) and
+    writes them as TSV topics, TREC qrels and teacher scores"""
+
+    documents: Param[DocumentStore]
+    """The documents (from :class:`ImportLocalDocuments`)"""
+
+    documents_file: Meta[str]
+    """Documents file (absolute path), read to check the splits' document
+    ids (its content is identified by ``documents``)"""
 
     splits: Param[Dict[str, Dict[str, str]]]
     """Split name -> {"queries": path, "qrels": path, "teacher": path} (the
     last two optional)"""
 
     digest: Param[str]
-    """SHA-256 of the files' contents: a new task when a file changes"""
-
-    document_count: Param[int]
-    """Number of non-empty documents"""
+    """SHA-256 of the splits' files' contents: a new task when a file
+    changes"""
 
     folder: Annotated[Path, pathgenerator("collection")]
 
@@ -409,11 +471,7 @@ class ImportLocalCollection(Task):
         }
 
     def task_outputs(self, dep) -> LocalData:
-        documents = dep(
-            BeirDocumentStore.C(
-                id="", path=self.folder / "docstore", count=self.document_count
-            )
-        )
+        documents = self.documents
         splits, teacher = {}, {}
         for name, paths in self.splits.items():
             splits[name] = dep(
@@ -445,13 +503,12 @@ class ImportLocalCollection(Task):
 
     def execute(self):
         summary = read_collection(
-            Path(self.documents), self._splits(), write=self.folder
+            Path(self.documents_file),
+            self._splits(),
+            write=self.folder,
+            parts=("splits",),
         )
-        if summary.digest != self.digest:
-            raise RuntimeError(
-                "The collection files changed since the experiment started:"
-                " run it again"
-            )
+        _check_unchanged(self.digest, summary.splits_digest)
         for warning in summary.warnings():
             logger.warning("%s", warning)
         logger.info(

@@ -68,7 +68,39 @@ def test_same_vectors_as_xpmir(tiny_model, max_tokens):
             assert (ours.value > 0).any(dim=1).all()
             assert ours.tokenized.ids.shape[0] == len(TEXTS)
 
-    # With gradients (training), it is xpmir's encoder
-    value = fast_d(records).value
-    assert value.requires_grad
-    torch.testing.assert_close(value.detach(), xpmir_d(records).value.detach())
+
+@pytest.mark.parametrize("max_tokens", [30, 8192])
+def test_same_gradients_as_xpmir(tiny_model, max_tokens):
+    """In training, the maximum taken before log(1 + ReLU) gives the same
+    representations and the same gradients"""
+    records = [{"text_item": SimpleTextItem(text)} for text in TEXTS]
+    fast, reference, _, _ = encoders(tiny_model, max_tokens)
+    weights = torch.linspace(-1.0, 1.0, fast.dimension)
+
+    gradients = []
+    for encoder in (fast, reference):
+        # eval(): no dropout, so that both see the same network
+        assert not encoder.training and torch.is_grad_enabled()
+        value = encoder(records).value
+        assert value.requires_grad
+        encoder.zero_grad()
+        (value * weights).sum().backward()
+        gradients.append(
+            {
+                name: p.grad.clone()
+                for name, p in encoder.named_parameters()
+                if p.grad is not None
+            }
+        )
+        gradients[-1]["value"] = value.detach()
+
+    ours, expected = gradients
+    assert set(ours) == set(expected)
+    assert len(ours) > 10
+    for name in expected:
+        torch.testing.assert_close(
+            ours[name], expected[name], rtol=1e-4, atol=1e-5, msg=name
+        )
+    # The gradient reaches the transformer, not only the projection
+    assert ours["value"].abs().sum() > 0
+    assert any("embeddings" in name and ours[name].abs().sum() > 0 for name in ours)

@@ -204,9 +204,18 @@ def test_bad_beir_lines(tmp_path, kind, content, message):
 
 def test_changing_a_file_changes_the_digest(tmp_path):
     files = write_tsv(tmp_path)
-    before = read_collection(files["documents"], splits(files)).digest
+    before = read_collection(files["documents"], splits(files))
     files["qrels"].write_text("q1 0 d1 1\n")
-    assert read_collection(files["documents"], splits(files)).digest != before
+    after = read_collection(files["documents"], splits(files))
+    assert after.digest != before.digest
+    assert after.splits_digest != before.splits_digest
+    # the documents did not change: their import is shared
+    assert after.documents_digest == before.documents_digest
+    with files["documents"].open("a") as fp:
+        fp.write("d9\tone more\n")
+    assert read_collection(files["documents"], splits(files)).documents_digest != (
+        before.documents_digest
+    )
 
 
 # --- Fuzzing: whatever the bytes, a documented error or a collection
@@ -308,6 +317,42 @@ def test_unknown_keys_in_splits_are_found():
     assert unknown_keys(data) == ["data.local.splits.t.qrel"]
 
 
+def test_experiments_on_the_same_documents_share_their_import(local_files, tmp_path):
+    """Other splits (e.g. zero-shot, then fine-tuning) import the splits
+    again, but not the documents, and share the BM25 index"""
+    from dryrun import dry_run, of_type
+    from xpmir.index.bow import BOWSparseRetrieverIndexBuilder
+
+    from splade.local import ImportLocalCollection, ImportLocalDocuments
+
+    def identifiers(cfg):
+        tasks = dry_run(cfg, tmp_path)
+        return {
+            cls.__name__: [t.__xpm__.identifier.all.hex() for t in of_type(tasks, cls)]
+            for cls in (
+                ImportLocalDocuments,
+                ImportLocalCollection,
+                BOWSparseRetrieverIndexBuilder,
+            )
+        }
+
+    one = identifiers(local_cfg(local_files))
+    two = identifiers(
+        local_cfg(
+            local_files,
+            f"data.local.splits.dev.queries={local_files['queries']}",
+            f"data.local.splits.dev.qrels={local_files['qrels']}",
+            "data.tests.dev=local:dev",
+        )
+    )
+    assert len(one["ImportLocalDocuments"]) == 1
+    assert one["ImportLocalDocuments"] == two["ImportLocalDocuments"]
+    assert (
+        one["BOWSparseRetrieverIndexBuilder"] == two["BOWSparseRetrieverIndexBuilder"]
+    )
+    assert one["ImportLocalCollection"] != two["ImportLocalCollection"]
+
+
 def test_margin_mse_needs_teacher_scores(local_files, tmp_path):
     from splade.training import training_data
 
@@ -342,7 +387,7 @@ def test_zero_shot_recipe_trains_nothing(tmp_path):
     tasks = dry_run(load(ROOT / "splade" / "local_zeroshot.yaml"), tmp_path)
     assert not of_type(tasks, Learner)
     (imported,) = of_type(tasks, ImportLocalCollection)
-    assert imported.document_count == 5183
+    assert imported.documents.count == 5183
     assert len(of_type(tasks, Evaluate)) == 2  # BM25 and SPLADE
 
 
