@@ -112,6 +112,20 @@ def test_formats_give_the_same_collection(tmp_path, write):
     ) == sorted(QRELS)
 
 
+def test_documents_and_splits_are_written_apart(tmp_path):
+    """The two import tasks write their own part of the collection"""
+    files = write_tsv(tmp_path / "in")
+    documents, splits_ = files["documents"], splits(files, teacher=True)
+    read_collection(documents, splits_, write=tmp_path / "d", parts=("documents",))
+    read_collection(documents, splits_, write=tmp_path / "s", parts=("splits",))
+    assert {p.name for p in (tmp_path / "d").iterdir()} == {"docstore"}
+    assert {p.name for p in (tmp_path / "s").iterdir()} == {
+        "test.queries.tsv",
+        "test.qrels.txt",
+        "test.teacher.tsv",
+    }
+
+
 def test_teacher_scores_are_imported(tmp_path):
     from datamaestro_ir.data.distillation import PairwiseDistillationSamplesTSV
 
