@@ -23,8 +23,13 @@ of ``splade/local_finetune.yaml`` (32 documents of 256 tokens with BERT-tiny)
 about 1.5x faster on a CPU (9.0 s -> 6.0 s forward and backward, measured on
 SciFact documents). Results equal ``SpladeTextEncoder``'s up to the rounding
 of matrix products of different shapes (``tests/test_encoders.py``); other
-aggregations use ``SpladeTextEncoder`` itself. With CUDA and the Sparton
-kernel (fused projection and maximum), the kernel is used on each group.
+aggregations use ``SpladeTextEncoder`` itself.
+
+On a GPU with Triton, xpmir's head is its fused Sparton kernel (projection,
+ReLU, maximum and log1p without the batch x length x vocabulary tensor):
+``SpladeTextEncoder``'s forward is then used as is. Grouping by length
+there gave the same vectors and gradients but made a training step slower
+(28.9 ms against 23.3 ms on an H200, ``bench/gpu_check.py``).
 """
 
 from typing import List
@@ -68,7 +73,11 @@ class SpladeMaxEncoder(SpladeTextEncoder):
 
     @initialized
     def forward(self, texts) -> TextsRepresentationOutput:
-        if not isinstance(self.aggregation, MaxAggregation) or len(texts) == 0:
+        if (
+            not isinstance(self.aggregation, MaxAggregation)
+            or len(texts) == 0
+            or self._fused_head()
+        ):
             return super().forward(texts)
 
         tokenized = self.tokenizer.tokenize(
@@ -99,11 +108,14 @@ class SpladeMaxEncoder(SpladeTextEncoder):
 
         return TextsRepresentationOutput(value, tokenized)
 
+    def _fused_head(self) -> bool:
+        """Whether xpmir's fused (Sparton) head will compute the maximum"""
+        return self.encoder.model.device.type == "cuda" and hasattr(
+            self._head, "_sparton_head"
+        )
+
     def _max_pool(self, hidden, mask, lengths: List[int]) -> torch.Tensor:
         """log(1 + ReLU(max over the real tokens of the logits))"""
-        if hidden.is_cuda and hasattr(self._head, "_sparton_head"):
-            return self._head(hidden, mask)
-
         # Real tokens only, document after document (N x hidden)
         tokens = self._head.transform(hidden[mask.bool()])
         maxima, start = [], 0
