@@ -174,11 +174,19 @@ def recipe_values(yaml_file: Path) -> dict:
     }
 
 
+def cell(column: str, value) -> str:
+    if isinstance(value, float):
+        if pd.isna(value):
+            return "-"  # e.g. non-zeros of BM25
+        return f"{value:.1f}" if column == "nonzeros_d" else f"{value:.4f}"
+    return str(value)
+
+
 def markdown(df: pd.DataFrame) -> str:
     columns = list(df.columns)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for _, row in df.iterrows():
-        cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
+        cells = [cell(column, v) for column, v in row.items()]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -188,7 +196,7 @@ def write_section(text: str):
     content = path.read_text() if path.exists() else "# Benchmarks\n"
     pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(content):
-        content = pattern.sub(lambda _: text, content)
+        content = pattern.sub(lambda _: text.rstrip("\n") + "\n\n", content)
     else:
         content = content.rstrip("\n") + "\n\n" + text
     path.write_text(content)
@@ -206,7 +214,7 @@ def finetune(args, zero_shot: pd.DataFrame):
     finetuned = finetuned[["model"] + MEASURES + ["nonzeros_d"]]
     before = zero_shot[
         (zero_shot.collection == "scifact") & (zero_shot.model == "splade")
-    ][MEASURES].assign(model="splade before fine-tuning (zero-shot)")
+    ][MEASURES + ["nonzeros_d"]].assign(model="splade before fine-tuning (zero-shot)")
     finetuned = pd.concat([finetuned, before], ignore_index=True)
     return [
         "Hard negatives from the BM25 top-100, in-batch negatives, softmax",
@@ -254,6 +262,7 @@ def main():
                     "collection": name,
                     "model": row["model"],
                     **{m: row[m] for m in MEASURES},
+                    "nonzeros_d": row.get("nonzeros_d"),
                 }
             )
             runs[name, row["model"]] = Path(row["run"])
@@ -304,8 +313,8 @@ def main():
             "",
             markdown(zero_shot),
             "",
-            "Wall-clock time per collection (both models; finished tasks of an"
-            " earlier run of the command are reused): "
+            "Wall-clock time per collection (both models; tasks already"
+            " finished in the --workdir are reused): "
             + ", ".join(f"{n} {t:.0f} s" for n, t in times.items())
             + ".",
             "",

@@ -400,7 +400,15 @@ def searchers(workdir: Path, available):
         engines["BMP alpha=0.9"] = bmp(0.9, 1.0)
         engines["BMP alpha=0.8 beta=0.8"] = bmp(0.8, 0.8)
     if "seismic" in available:
-        for cut, heap in ((20, 0.9), (10, 0.8), (10, 0.7), (5, 0.9)):
+        for cut, heap in (
+            (20, 0.9),
+            (10, 0.8),
+            (10, 0.7),
+            (8, 0.9),
+            (7, 0.9),
+            (6, 0.9),
+            (5, 0.9),
+        ):
             engines[f"Seismic query_cut={cut} heap_factor={heap}"] = seismic(cut, heap)
     if "pisa" in available:
         engines["PISA block-max WAND"] = pisa("block_max_wand")
