@@ -16,6 +16,8 @@ ours against xpmir's, in the same run. CPU-only machines run it too
 (``--device cpu``), with smaller sizes.
 
     python bench/gpu_check.py --model ../shared/models/splade-bert-tiny
+    python bench/gpu_check.py --model ../shared/models/splade-bert-tiny \
+        --device cpu --threads 1 --encode 64 --repeat 3
 """
 
 import argparse
@@ -103,7 +105,10 @@ def main():
     parser.add_argument("--maxlen", type=int, default=256)
     parser.add_argument("--encode", type=int, default=4096, help="documents")
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = args.device
     if device.startswith("cuda"):
         print(torch.cuda.get_device_name(), "torch", torch.__version__)

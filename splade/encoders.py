@@ -20,10 +20,11 @@ taking the maximum. This encoder computes the same representation:
 The gradient is also the same: both flow through the token that reaches the
 maximum, and vanish where it is not positive. In training, this makes a step
 of ``splade/local_finetune.yaml`` (32 documents of 256 tokens with BERT-tiny)
-about 1.5x faster on a CPU (9.0 s -> 6.0 s forward and backward, measured on
-SciFact documents). Results equal ``SpladeTextEncoder``'s up to the rounding
-of matrix products of different shapes (``tests/test_encoders.py``); other
-aggregations use ``SpladeTextEncoder`` itself.
+1.5x faster on a CPU (9.5 s -> 6.3 s forward and backward, one thread,
+``bench/gpu_check.py --device cpu``). Results equal ``SpladeTextEncoder``'s
+up to the rounding of matrix products of different shapes
+(``tests/test_encoders.py``); other aggregations use ``SpladeTextEncoder``
+itself.
 
 On a GPU with Triton, xpmir's head is its fused Sparton kernel (projection,
 ReLU, maximum and log1p without the batch x length x vocabulary tensor):
