@@ -206,9 +206,10 @@ class CollectionSummary:
         """Identifies the whole collection"""
         return f"{self.documents_digest}-{self.splits_digest}"
 
-    def warnings(self) -> List[str]:
+    def warnings(self, documents: bool = True) -> List[str]:
+        """What was skipped; ``documents=False``: in the splits only"""
         warnings = []
-        if self.empty_documents:
+        if documents and self.empty_documents:
             warnings.append(f"{self.empty_documents} empty documents skipped")
         for name, split in self.splits.items():
             if split.skipped_empty:
@@ -509,7 +510,7 @@ class ImportLocalCollection(Task):
             parts=("splits",),
         )
         _check_unchanged(self.digest, summary.splits_digest)
-        for warning in summary.warnings():
+        for warning in summary.warnings(documents=False):  # see ImportLocalDocuments
             logger.warning("%s", warning)
         logger.info(
             "%d documents; %s",
