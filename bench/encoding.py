@@ -64,28 +64,13 @@ class ListQueue(list):
 def package_encoders(model: Path, maxlen: int):
     """The package's document encoder and xpmir's SpladeTextEncoder with the
     same parameters, both with the weights of ``model``"""
-    from xpmir.neural.splade import SpladeTextEncoder
+    from splade.models import load_encoders
 
-    from splade.configuration import Model
-    from splade.models import splade_model
-
-    scorer, _, _ = splade_model(Model(base_hf_id=str(model), document_maxlen=maxlen))
-    arguments = scorer.encoder.__arguments__()
-    upstream = SpladeTextEncoder.C(
-        **{
-            name: value
-            for name, value in arguments.items()
-            if name in {"tokenizer", "encoder", "aggregation", "maxlen"}
-        }
+    (ours, _), (upstream, _) = (
+        load_encoders(model, upstream=upstream, document_maxlen=maxlen)
+        for upstream in (False, True)
     )
-    result = []
-    for config in (scorer.encoder, upstream):
-        encoder = config.instance()
-        encoder.initialize()
-        encoder.load_model(model)
-        encoder.eval()
-        result.append(encoder)
-    return result
+    return ours, upstream
 
 
 def index_builder_system(encoder, index_batch: int):
@@ -110,27 +95,13 @@ def index_builder_system(encoder, index_batch: int):
 
 
 def transformers_system(model: Path, maxlen: int, batch_size: int):
-    import torch
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    mlm = AutoModelForMaskedLM.from_pretrained(model).eval()
+    """The reference loop (``splade.encoders.transformers_splade_max``),
+    batches of ``batch_size`` documents in collection order"""
+    from splade.encoders import transformers_splade_max
 
     def encode(texts, first_id):
-        vectors = []
-        for start in range(0, len(texts), batch_size):
-            tokens = tokenizer(
-                texts[start : start + batch_size],
-                padding=True,
-                truncation=True,
-                max_length=maxlen,
-                return_tensors="pt",
-            )
-            logits = mlm(**tokens).logits
-            weights = torch.log1p(torch.relu(logits))
-            weights = weights * tokens["attention_mask"].unsqueeze(-1)
-            vectors.extend(weights.amax(dim=1).numpy())
-        return vectors
+        batches = transformers_splade_max(model, texts, maxlen, batch_size)
+        return [vector for batch in batches for vector in batch.numpy()]
 
     return encode
 

@@ -28,12 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from datamaestro_ir.data import SimpleTextItem
-from xpmir.neural.splade import SpladeTextEncoder
 
-from splade.configuration import Model
 from splade.debug_data import FILLER_WORDS
-from splade.encoders import SpladeMaxEncoder
-from splade.models import splade_model
+from splade.models import load_encoders
 
 
 def texts(count: int, low: int, high: int, seed: int):
@@ -51,20 +48,11 @@ def records(items):
 
 def encoders(model: Path, maxlen: int, device: str):
     """Ours and xpmir's document encoders, loaded from ``model``"""
-    scorer, _, _ = splade_model(
-        Model(base_hf_id=str(model), query_maxlen=maxlen, document_maxlen=maxlen)
+    (ours, _), (upstream, _) = (
+        load_encoders(model, upstream=upstream, device=device, document_maxlen=maxlen)
+        for upstream in (False, True)
     )
-    arguments = scorer.encoder.__arguments__()
-    arguments.pop("max_tokens", None)
-    result = []
-    for config in (SpladeMaxEncoder.C(**arguments), SpladeTextEncoder.C(**arguments)):
-        encoder = config.instance()
-        encoder.initialize()
-        encoder.load_model(model)
-        encoder.to(device)
-        encoder.eval()
-        result.append(encoder)
-    return result
+    return [ours, upstream]
 
 
 def gradients(encoder, batch, weights):

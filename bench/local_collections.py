@@ -115,15 +115,14 @@ def bm25s_ndcg(folder: Path, queries_file: str, qrels_file: str, k1, b) -> float
 
 
 def splade_vectors(model_path: Path, texts, maxlen: int, batch_size=32):
-    """SPLADE-max vectors with plain transformers (the reference loop of
-    bench/encoding.py), as a CSR matrix"""
+    """SPLADE-max vectors with plain transformers (the reference of
+    ``splade.encoders.transformers_splade_max``), as a CSR matrix"""
     import scipy.sparse as sp
-    import torch
-    from encoding import transformers_system
 
-    encode = transformers_system(model_path, maxlen, batch_size)
-    with torch.inference_mode():
-        return sp.csr_matrix(np.vstack(encode(list(texts), 0)))
+    from splade.encoders import transformers_splade_max
+
+    batches = transformers_splade_max(model_path, list(texts), maxlen, batch_size)
+    return sp.vstack([sp.csr_matrix(batch.numpy()) for batch in batches]).tocsr()
 
 
 def brute_force_agreement(folder, queries_file, run_path, model, qlen, dlen):

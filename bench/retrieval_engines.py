@@ -96,29 +96,15 @@ def synthetic(folder: Path, docs: int, queries: int, seed: int = 0):
 def scifact(folder: Path, queries_file="queries.test.tsv"):
     """scifact encoded by splade-bert-tiny (SPLADE-max)"""
     import torch
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from splade.encoders import transformers_splade_max
 
     torch.set_num_threads(1)
     model_path = SHARED / "models" / "splade-bert-tiny"
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForMaskedLM.from_pretrained(model_path).eval()
 
     def encode(texts, maxlen):
-        rows = []
-        for start in range(0, len(texts), 16):
-            tokens = tokenizer(
-                texts[start : start + 16],
-                truncation=True,
-                max_length=maxlen,
-                padding=True,
-                return_tensors="pt",
-            )
-            with torch.no_grad():
-                logits = model(**tokens).logits
-            weights = torch.log1p(torch.relu(logits))
-            weights = weights * tokens["attention_mask"][:, :, None]
-            rows.append(sp.csr_matrix(weights.max(dim=1).values.numpy()))
-        return sp.vstack(rows).tocsr()
+        batches = transformers_splade_max(model_path, texts, maxlen, 16)
+        return sp.vstack([sp.csr_matrix(b.numpy()) for b in batches]).tocsr()
 
     data = SHARED / "data" / "scifact"
     docs = [line.split("\t", 1)[1] for line in (data / "docs.tsv").open()]

@@ -3,21 +3,116 @@
 Every YAML file in this folder is read into :class:`SPLADEConfiguration`: the
 docstring under each field is its documentation. Values can be changed in a
 YAML file or on the command line (``-c learner.optimization.lr=1e-5``).
+
+This module is the bottom of the package: it imports nothing from it. The
+choices (``mode``, ``model.architecture``, ``learner.loss``,
+``retrieval.engine.name``) are declared here once, as enumerations whose
+members carry their documentation; ranges are declared beside their field
+(``Annotated[float, Ge(0)]``). Both are checked when the YAML files are read,
+before anything runs, and a bad value is reported with its key. Checks that
+need more than one field, or the world (files, datasets, models), are made by
+the part of the package that uses the section (see :mod:`splade.checks`).
 """
 
-from typing import Dict, List, Optional
+from enum import Enum
+from typing import Annotated, Dict, List, Literal, Optional
 
+from annotated_types import Ge, Gt, Interval, MinLen
 from attrs import Factory
 from experimaestro.experiments import ConfigurationBase, configuration
 from xpm_torch.experiments.configuration import TransformerOptimization
 
-from splade.engines import Engine
+
+class ConfigurationError(ValueError):
+    """Bad configuration values, each given as ``"key: what is wrong"``"""
+
+    def __init__(self, *problems: str):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Choice(str, Enum):
+    """A value among a few, written as a string in YAML"""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Mode(Choice):
+    """What the experiment does with the model"""
+
+    TRAIN = "train"
+    """Train SPLADE from ``model.base_hf_id`` (a masked language model, or a
+    SPLADE checkpoint to fine-tune), then index and evaluate the best
+    checkpoint"""
+
+    ZERO_SHOT = "zero-shot"
+    """Index and evaluate ``model.base_hf_id`` as it is (a trained SPLADE
+    model), without training"""
+
+
+class Architecture(Choice):
+    """The SPLADE variant (SPLADE v2, Formal et al. 2021,
+    https://arxiv.org/abs/2109.10086)"""
+
+    MAX = "max"
+    """SPLADE-max: queries and documents are encoded, max pooling over tokens
+    of log(1 + ReLU(MLM logits))"""
+
+    DOC = "doc"
+    """SPLADE-doc: documents only; a query is the binary bag of its tokens
+    (no query encoder at retrieval time)"""
+
+
+class Loss(Choice):
+    """The training objective"""
+
+    MARGIN_MSE = "margin_mse"
+    """MarginMSE distillation (Hofstätter et al. 2020) of teacher scores on
+    (query, positive, negative) pairs: DistilSPLADE-max (Formal et al., SIGIR
+    2022); ``data.train`` holds teacher-scored pairs"""
+
+    SOFTMAX_CE = "softmax_ce"
+    """Softmax cross-entropy over the positive, the query's negative and the
+    other documents of the batch (in-batch negatives): SPLADE v2;
+    ``data.train`` holds triplets, or judged queries whose negatives are
+    sampled from the BM25 top ``bm25.negatives_topk``"""
+
+
+class EngineName(Choice):
+    """Retrieval engines of the SPLADE index (:mod:`splade.engines`)"""
+
+    MAXSCORE = "maxscore"
+    """impact-index MaxScore: exact (the top-k of the dot product)"""
+
+    WAND = "wand"
+    """impact-index WAND: exact"""
+
+    BMP = "bmp"
+    """Block-max pruning (Mallia et al., SIGIR 2024,
+    https://arxiv.org/abs/2405.01117): approximate (quantized weights)"""
+
+    SEISMIC = "seismic"
+    """Seismic (Bruch et al., SIGIR 2024, https://arxiv.org/abs/2404.18812):
+    approximate (pruned, clustered posting lists)"""
+
+    @property
+    def exact(self) -> bool:
+        """Whether the engine returns the exact top-k of the dot product"""
+        return self in (EngineName.MAXSCORE, EngineName.WAND)
+
+
+NonNegative = Annotated[float, Ge(0)]
+Positive = Annotated[int, Gt(0)]
+
+
+# --- Data
 
 
 @configuration
 class LocalSplit:
     """Queries of a local collection, with their relevance judgements and
-    teacher scores (formats: :mod:`splade.local`)"""
+    teacher scores (formats: :mod:`splade.local_files`)"""
 
     queries: str
     """Queries file: ``id<TAB>text`` (TSV) or BEIR ``queries.jsonl``"""
@@ -77,7 +172,7 @@ class Data:
     validation: str = "com.microsoft.msmarco.passage.dev"
     """Queries and relevance judgements used to select the best checkpoint"""
 
-    validation_size: int = 500
+    validation_size: Annotated[int, Ge(0)] = 500
     """Number of validation queries sampled from `validation` (0: all). When
     `validation` is the local split used for training, the sampled queries
     are held out of training"""
@@ -86,7 +181,7 @@ class Data:
     """Queries of this dataset are never sampled for validation (so that
     validation and test queries differ)"""
 
-    tests: Dict[str, str] = Factory(
+    tests: Annotated[Dict[str, str], MinLen(1)] = Factory(
         lambda: {
             "msmarco_dev": "com.microsoft.msmarco.passage.dev.small",
             "trec2019": "com.microsoft.msmarco.passage.trec2019",
@@ -95,26 +190,29 @@ class Data:
     )
     """Test collections: name -> datamaestro id of an ad-hoc dataset"""
 
-    test_sizes: Dict[str, int] = Factory(dict)
+    test_sizes: Dict[str, Positive] = Factory(dict)
     """Evaluate on a random sample of queries: test collection name -> number
     of queries (collections not named here are used whole)"""
+
+
+# --- BM25 and the model
 
 
 @configuration
 class BM25:
     """The BM25 baseline (impact-index bag-of-words index: no Java needed)"""
 
-    k1: float = 0.9
+    k1: NonNegative = 0.9
     """BM25 k1 (Anserini's MS MARCO default)"""
 
-    b: float = 0.4
+    b: Annotated[float, Interval(ge=0, le=1)] = 0.4
     """BM25 b (Anserini's MS MARCO default)"""
 
-    validation_topk: int = 50
+    validation_topk: Positive = 50
     """The validation collection is made of the BM25 top-k documents of the
     validation queries (plus their relevant documents)"""
 
-    negatives_topk: int = 100
+    negatives_topk: Positive = 100
     """Training on queries with relevance judgements (``softmax_ce`` on a
     local split): hard negatives are sampled from the BM25 top-k documents"""
 
@@ -131,63 +229,92 @@ class Model:
     folder holding a Hugging Face model, or ``splade.debug.bert`` (the small
     model this package makes)"""
 
-    architecture: str = "max"
-    """``max``: SPLADE-max (query and document encoders); ``doc``: SPLADE-doc
-    (document encoder only, queries are bags of tokens)"""
+    architecture: Architecture = Architecture.MAX
+    """SPLADE-max (``max``) or SPLADE-doc (``doc``), see
+    :class:`Architecture`"""
 
-    lambda_q: float = 0.5
+    lambda_q: NonNegative = 0.5
     """FLOPS regularization weight for queries"""
 
-    lambda_d: float = 0.4
+    lambda_d: NonNegative = 0.4
     """FLOPS regularization weight for documents"""
 
-    lambda_warmup_steps: int = 50_000
+    lambda_warmup_steps: Annotated[int, Ge(0)] = 50_000
     """The FLOPS weights grow quadratically from 0 to their value during
     these many steps"""
 
-    query_maxlen: int = 256
+    query_maxlen: Positive = 256
     """Maximum number of tokens of a query (256 in the papers' code, like
     documents; queries are padded to the longest of their batch only)"""
 
-    document_maxlen: int = 256
+    document_maxlen: Positive = 256
     """Maximum number of tokens of a document"""
+
+
+# --- Training
+
+
+@configuration
+class Optimization(TransformerOptimization):
+    """Optimizer, learning rate schedule, batch size, epochs and steps
+    (xpm_torch's ``TransformerOptimization``, with the ranges checked)"""
+
+    optimizer_name: Literal["adam-w", "adam", "sgd", "adafactor"] = "adam-w"
+    """Name of the optimizer (``adam-w``, ``adam``, ``sgd`` or
+    ``adafactor``)"""
+
+    lr: Annotated[float, Gt(0)] = 3.0e-6
+    """Learning rate (after warm-up)"""
+
+    num_warmup_steps: Annotated[int, Ge(0)] = 1000
+    """Steps of linear warm-up of the learning rate (then linear decay)"""
+
+    batch_size: Positive = 64
+    """Training batch size (number of queries per step)"""
+
+    max_epochs: Positive = 3200
+    """Number of training epochs"""
+
+    steps_per_epoch: Positive = 32
+    """Number of steps (batches) per epoch"""
 
 
 @configuration
 class Learner:
     """How the model is trained and validated"""
 
-    optimization: TransformerOptimization = Factory(TransformerOptimization)
+    optimization: Optimization = Factory(Optimization)
     """Optimizer, learning rate schedule, batch size, epochs and steps"""
 
-    loss: str = "margin_mse"
-    """``margin_mse``: MarginMSE distillation from teacher scores
-    (DistilSPLADE-max; `data.train` holds teacher-scored pairs);
-    ``softmax_ce``: softmax cross-entropy with in-batch negatives (SPLADE v2;
-    `data.train` holds query/positive/negative triplets)"""
+    loss: Loss = Loss.MARGIN_MSE
+    """``margin_mse`` (DistilSPLADE-max) or ``softmax_ce`` (SPLADE v2), see
+    :class:`Loss`"""
 
-    validation_interval: int = 1
+    validation_interval: Positive = 1
     """Number of epochs between two validations"""
 
-    early_stop: int = 0
+    early_stop: Annotated[int, Ge(0)] = 0
     """Stop after these many epochs without improvement (0: never stop
     early; must be a multiple of validation_interval)"""
 
-    num_workers: int = 2
+    num_workers: Annotated[int, Ge(0)] = 2
     """Data loader worker processes (0: load in the training process)"""
 
     requirements: str = "duration=4 days & cuda(mem=24G)"
     """Launcher requirements for training"""
 
 
+# --- Index and retrieval
+
+
 @configuration
 class Indexation:
     """Sparse index of the document collection"""
 
-    batch_size: int = 512
+    batch_size: Positive = 512
     """Number of documents encoded at once"""
 
-    max_docs: int = 0
+    max_docs: Annotated[int, Ge(0)] = 0
     """Index only the first documents (0: all of them), for BM25 and SPLADE
     alike; test queries are then restricted to those with a relevant
     document among the indexed ones, and judgements to indexed documents"""
@@ -197,23 +324,110 @@ class Indexation:
 
 
 @configuration
+class Compression:
+    """Compressed impact-index index (SIMD bit-packing, block-max metadata),
+    for the exact engines"""
+
+    enabled: bool = False
+    """Search a compressed copy of the index instead of the raw index"""
+
+    block_size: Positive = 128
+    """Number of postings per block (block-max pruning granularity)"""
+
+    nbits: Literal[8, 16] = 16
+    """Bits of the quantized impacts: 16 (scores within about 1e-5 of the
+    largest weight: exact in practice) or 8 (smaller, approximate).
+    impact-index's default, 0, rounds SPLADE weights to integers (recall@10
+    about 0.6) and is not offered"""
+
+
+@configuration
+class BMP:
+    """Block-max pruning (Mallia et al., SIGIR 2024): the index is converted
+    to a block forward index with 8-bit document and 5-bit query weights"""
+
+    block_size: Positive = 64
+    """Number of consecutive documents per block"""
+
+    compress_range: bool = False
+    """Compress the block upper bounds (smaller index, slower search)"""
+
+    alpha: Annotated[float, Interval(gt=0, le=1)] = 1.0
+    """Block pruning threshold factor (1: no approximation beyond the
+    quantization of the weights; 0.9 is faster)"""
+
+    beta: Annotated[float, Interval(gt=0, le=1)] = 1.0
+    """Fraction of the query terms kept, highest weights first (1: all of
+    them)"""
+
+
+@configuration
+class Seismic:
+    """Seismic (Bruch et al., SIGIR 2024): posting lists pruned to their
+    highest impacts, split into clustered blocks with summary vectors"""
+
+    n_postings: Positive = 6000
+    """Average number of postings kept per term (global budget)"""
+
+    centroid_fraction: Annotated[float, Interval(gt=0, le=1)] = 0.1
+    """Blocks (k-means centroids) per posting list, as a fraction of its
+    length"""
+
+    summary_energy: Annotated[float, Interval(gt=0, le=1)] = 0.4
+    """Fraction of the L1 mass of a block kept in its summary vector"""
+
+    max_fraction: Annotated[float, Gt(0)] = 1.5
+    """Longest posting list, as a multiple of n_postings"""
+
+    knn: Annotated[int, Ge(0)] = 0
+    """Nearest neighbours stored per document (0: no kNN graph)"""
+
+    query_cut: Positive = 10
+    """Only the query_cut highest-weighted query terms are traversed"""
+
+    heap_factor: Annotated[float, Interval(gt=0, le=1)] = 0.7
+    """Blocks whose summary score is below heap_factor times the current
+    k-th score are skipped (1: no skipping of blocks that might enter the
+    top-k; lower is faster and less accurate)"""
+
+    n_knn: Annotated[int, Ge(0)] = 0
+    """Neighbours used to refine the results (needs knn >= n_knn)"""
+
+
+@configuration
+class Engine:
+    """Retrieval engine of the SPLADE index (``BENCHMARKS.md``, section
+    *Retrieval engines*, gives the recall@10 and latency of each)"""
+
+    name: EngineName = EngineName.MAXSCORE
+    """The engine, see :class:`EngineName`"""
+
+    compression: Compression = Factory(Compression)
+    """Compressed index for ``maxscore`` and ``wand`` (raw index by
+    default)"""
+
+    bmp: BMP = Factory(BMP)
+    """Parameters of the ``bmp`` engine"""
+
+    seismic: Seismic = Factory(Seismic)
+    """Parameters of the ``seismic`` engine"""
+
+
+@configuration
 class Retrieval:
     """Retrieval with the sparse index, and evaluation"""
 
-    topk: int = 1000
+    topk: Positive = 1000
     """Number of retrieved documents per query"""
 
-    batch_size: int = 256
+    batch_size: Positive = 256
     """Number of queries encoded at once"""
 
     engine: Engine = Factory(Engine)
-    """Retrieval engine of the SPLADE index: ``maxscore`` (exact, default),
-    ``wand`` (exact), ``bmp`` or ``seismic`` (approximate), with their
-    parameters (see splade/engines.py; BENCHMARKS.md for their speed and
-    recall@10)"""
+    """Retrieval engine of the SPLADE index and its parameters"""
 
     measures: List[str] = Factory(lambda: ["RR@10", "nDCG@10", "R@1000", "AP"])
-    """Evaluation measures (ir_measures syntax)"""
+    """Evaluation measures (ir_measures names, ``Measure@k``)"""
 
     evaluate_untrained: bool = False
     """Also index and evaluate the model before training (a sanity check:
@@ -227,11 +441,8 @@ class Retrieval:
 class SPLADEConfiguration(ConfigurationBase):
     """SPLADE experiment: train, index, retrieve and evaluate"""
 
-    mode: str = "train"
-    """``train``: train SPLADE from ``model.base_hf_id`` (a masked language
-    model, or a SPLADE checkpoint to fine-tune), then index and evaluate the
-    best checkpoint; ``zero-shot``: index and evaluate ``model.base_hf_id``
-    as it is (a trained SPLADE model), without training"""
+    mode: Mode = Mode.TRAIN
+    """``train`` or ``zero-shot``, see :class:`Mode`"""
 
     data: Data = Factory(Data)
     """Training, validation and test data"""

@@ -22,30 +22,40 @@ from xpmir.letor.validation import ValidationListener
 from xpmir.papers.results import PaperResults
 from xpmir.rankers.standard import BM25
 
-from splade import data
-from splade.configuration import SPLADEConfiguration
+from splade.checks import check
+from splade.configuration import Mode, SPLADEConfiguration
+from splade.datasets import Datasets
+from splade.devices import fabric
 from splade.engines import sparse_retriever
-from splade.errors import check
-from splade.fabric import fabric
+from splade.evaluation import test_collections
 from splade.models import splade_model
-from splade.reliability import StaleCheckpointsCleaner, keep_done_markers
 from splade.results import tagged
 from splade.training import trainer
-from splade.workarounds import FullRetrieverRescorer
+from splade.workarounds import check_private_hooks
+from splade.workarounds.experimaestro import keep_done_markers
+from splade.workarounds.xpm_torch import StaleCheckpointsCleaner
+from splade.workarounds.xpmir import (
+    FullRetrieverRescorer,
+    report_configuration_errors_without_traceback,
+)
 
 
 @ir_experiment()
 def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     """SPLADE: sparse lexical and expansion model for first-stage retrieval"""
-    check(cfg, downloads=helper.xp.run_mode == RunMode.NORMAL)
-    keep_done_markers()  # experimaestro work-around (splade/reliability.py)
+    check_private_hooks()
+    keep_done_markers()
+    report_configuration_errors_without_traceback()
+    # One configuration per variant of the sweep (grid_search), if any
+    variants, sweeps = generate_grid(cfg)
+    datasets = Datasets(cfg.data)
+    check(cfg, datasets, variants, downloads=helper.xp.run_mode == RunMode.NORMAL)
     bm25_launcher = find_launcher(cfg.bm25.requirements)
-    device = fabric(cfg.precision)
 
     # --- Data: documents and test collections
-    documents = data.dataset(cfg.data.documents, cfg.data)
+    documents = datasets.get(cfg.data.documents)
     max_docs = cfg.indexation.max_docs
-    tests = data.test_collections(cfg.data, cfg.retrieval.measures, max_docs)
+    tests = test_collections(datasets, cfg.retrieval.measures, max_docs)
 
     # --- BM25 baseline (impact-index bag-of-words index)
     bm25_index = BOWSparseRetrieverIndexBuilder.C(
@@ -61,28 +71,43 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     )
 
     # --- Validation collection: BM25 top-k documents of validation queries
-    if cfg.mode == "train":
+    validation = None
+    if cfg.mode == Mode.TRAIN:
         validation = RetrieverBasedCollection.C(
-            dataset=data.validation_queries(cfg.data, cfg.seed, bm25_launcher),
+            dataset=datasets.validation_queries(cfg.seed, bm25_launcher),
             retrievers=[copyconfig(bm25, topk=cfg.bm25.validation_topk)],
         ).submit(launcher=bm25_launcher)
         validation.documents.in_memory = True
 
-    # --- SPLADE, once per variant of the sweep (grid_search), if any
+    # --- SPLADE, once per variant
     models, logs = {}, {}
-    for variant, sweep in zip(*generate_grid(cfg), strict=True):
+    for variant, sweep in zip(variants, sweeps, strict=True):
         tags = {"model": "splade", **sweep}
+        device = fabric(variant.precision)
 
         # SPLADE model and its FLOPS regularization
         scorer, flops, init_tasks = splade_model(variant.model)
 
         # Zero-shot: the model is evaluated as it is
-        if variant.mode == "zero-shot":
+        if variant.mode == Mode.ZERO_SHOT:
             evaluated = [(None, init_tasks, tags)]
         else:
-            best, learner = train(
-                variant, tags, scorer, flops, init_tasks, validation, bm25
+            learner = train(
+                variant,
+                tags,
+                scorer,
+                flops,
+                init_tasks,
+                datasets=datasets,
+                documents=documents,
+                validation=validation,
+                bm25=bm25,
+                device=device,
             )
+            best = learner.submit(
+                launcher=find_launcher(variant.learner.requirements),
+                init_tasks=init_tasks,
+            ).listeners["bestval"]["RR@10"]
             if helper.xp.run_mode == RunMode.NORMAL:
                 helper.tensorboard_service.add(learner, learner.logpath)
             name = "-".join(["splade"] + [f"{k}={v}" for k, v in sweep.items()])
@@ -131,11 +156,21 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     return PaperResults(models=models, evaluations=tests, tb_logs=logs)
 
 
-def train(cfg: SPLADEConfiguration, tags, scorer, flops, init_tasks, validation, bm25):
-    """Trains SPLADE; returns the best checkpoint (validation RR@10) and the
-    learner"""
-    documents = data.dataset(cfg.data.documents, cfg.data)
-
+def train(
+    cfg: SPLADEConfiguration,
+    tags,
+    scorer,
+    flops,
+    init_tasks,
+    *,
+    datasets,
+    documents,
+    validation,
+    bm25,
+    device,
+) -> Learner:
+    """The learner of SPLADE (to submit), whose validation listener keeps the
+    checkpoint with the best RR@10"""
     # Validation: keeps the checkpoint with the best RR@10
     validation_listener = ValidationListener.C(
         id="bestval",
@@ -153,12 +188,12 @@ def train(cfg: SPLADEConfiguration, tags, scorer, flops, init_tasks, validation,
     # Training: MarginMSE distillation from teacher scores, or softmax
     # cross-entropy with in-batch negatives (learner.loss)
     optimization = cfg.learner.optimization
-    learner = tagged(
+    return tagged(
         Learner.C(
             random=Random.C(seed=cfg.seed),
             trainer=trainer(
                 cfg.learner,
-                cfg.data,
+                datasets,
                 documents,
                 flops,
                 cfg.seed,
@@ -170,11 +205,7 @@ def train(cfg: SPLADEConfiguration, tags, scorer, flops, init_tasks, validation,
             steps_per_epoch=optimization.steps_per_epoch,
             # the cleaner bounds the checkpoints kept after a kill
             listeners=[validation_listener, StaleCheckpointsCleaner.C(id="cleaner")],
-            fabric_config=fabric(cfg.precision),
+            fabric_config=device,
         ),
         tags,
     )
-    outputs = learner.submit(
-        launcher=find_launcher(cfg.learner.requirements), init_tasks=init_tasks
-    )
-    return outputs.listeners["bestval"]["RR@10"], learner

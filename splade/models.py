@@ -1,14 +1,33 @@
 """The SPLADE models of the papers, built with xpmir"""
 
-from xpmir.neural.splade import SpladeScorer, spladeV2_doc, spladeV2_max
+from typing import List
 
-from splade.configuration import Model
-from splade.data import hf_model
+from xpmir.neural.splade import (
+    SpladeScorer,
+    SpladeTextEncoder,
+    spladeV2_doc,
+    spladeV2_max,
+)
+
+from splade import pretrained
+from splade.configuration import Architecture, Model
 from splade.encoders import SpladeMaxEncoder
 from splade.regularizer import FlopsRegularizer
-from splade.workarounds import BinaryQueryEncoder
+from splade.workarounds.xpmir import BinaryQueryEncoder
 
-ARCHITECTURES = {"max": spladeV2_max, "doc": spladeV2_doc}
+#: xpmir's builder of each architecture
+ARCHITECTURES = {Architecture.MAX: spladeV2_max, Architecture.DOC: spladeV2_doc}
+
+
+def problems(model: Model, downloads: bool) -> List[str]:
+    """Whether the base model can be loaded
+
+    :param downloads: whether the run downloads what it needs (not a dry
+        run): a hub id must then be reachable
+    """
+    if downloads and (problem := pretrained.problem(model.base_hf_id)):
+        return [f"model.base_hf_id: {problem}"]
+    return []
 
 
 def splade_model(cfg: Model):
@@ -19,16 +38,17 @@ def splade_model(cfg: Model):
     log(1 + ReLU(MLM logits))); ``doc`` is SPLADE-doc, whose queries are
     binary bags of tokens.
     """
-    scorer, flops, init_tasks = ARCHITECTURES[cfg.architecture](
+    architecture = Architecture(cfg.architecture)
+    scorer, flops, init_tasks = ARCHITECTURES[architecture](
         lambda_q=cfg.lambda_q,
         lambda_d=cfg.lambda_d,
         lambda_warmup_steps=cfg.lambda_warmup_steps,
-        hf_id=hf_model(cfg.base_hf_id),
+        hf_id=pretrained.resolve(cfg.base_hf_id),
     )
     flops = FlopsRegularizer.C(**flops.__arguments__())
     # Same encoders, with a faster inference (splade/encoders.py)
     encoder = SpladeMaxEncoder.C(**scorer.encoder.__arguments__())
-    if cfg.architecture == "doc":
+    if architecture == Architecture.DOC:
         query_encoder = BinaryQueryEncoder.C(tokenizer=scorer.encoder.tokenizer)
     else:
         query_encoder = SpladeMaxEncoder.C(**scorer.query_encoder.__arguments__())
@@ -36,3 +56,29 @@ def splade_model(cfg: Model):
     scorer.encoder.maxlen = cfg.document_maxlen
     scorer.query_encoder.maxlen = cfg.query_maxlen
     return scorer, flops, init_tasks
+
+
+def load_encoders(model_path, upstream: bool = False, device="cpu", **settings):
+    """The (document, query) encoders of the package's SPLADE model with the
+    weights of the Hugging Face folder ``model_path``, ready to encode (in
+    evaluation mode)
+
+    :param upstream: xpmir's ``SpladeTextEncoder`` with the same parameters
+        instead of the package's :class:`SpladeMaxEncoder` (to compare them)
+    :param settings: fields of :class:`splade.configuration.Model` (e.g.
+        ``document_maxlen``)
+    """
+    scorer, _, _ = splade_model(Model(base_hf_id=str(model_path), **settings))
+    encoders = []
+    for config in (scorer.encoder, scorer.query_encoder):
+        if upstream and isinstance(config, SpladeMaxEncoder):
+            arguments = config.__arguments__()
+            arguments.pop("max_tokens", None)
+            config = SpladeTextEncoder.C(**arguments)
+        encoder = config.instance()
+        encoder.initialize()
+        encoder.load_model(model_path)
+        encoder.to(device)
+        encoder.eval()
+        encoders.append(encoder)
+    return encoders

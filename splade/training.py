@@ -9,6 +9,9 @@
   BM25 top-k (hard negatives).
 """
 
+from typing import List
+
+from datamaestro import prepare_dataset
 from datamaestro_ir.data import Adhoc, DocumentStore, TrainingTriplets
 from datamaestro_ir.data.distillation import PairwiseDistillationSamples
 from datamaestro_ir.transforms import (
@@ -28,54 +31,70 @@ from xpmir.letor.samplers import TripletBasedSampler
 from xpmir.letor.samplers.adapters import SamplerAdapter
 from xpmir.letor.trainers.batchwise import BatchwiseTrainer
 
-from splade.configuration import Data, Learner
-from splade.data import LOCAL, dataset, local_data, local_split, training_queries
-from splade.errors import ConfigurationError
-from splade.workarounds import HardNegativesSampler
+from splade.configuration import Learner, Loss, Mode, SPLADEConfiguration
+from splade.datasets import Datasets, datamaestro_problem, local_split
+from splade.workarounds.xpmir import HardNegativesSampler
 
-#: loss name -> the types of training data it can use
+#: loss -> the types of training data it can use
 TRAINING_DATA = {
-    "margin_mse": (PairwiseDistillationSamples,),
-    "softmax_ce": (TrainingTriplets, Adhoc),
+    Loss.MARGIN_MSE: (PairwiseDistillationSamples,),
+    Loss.SOFTMAX_CE: (TrainingTriplets, Adhoc),
 }
 
 
-def training_data(learner: Learner, data: Data, seed: int = 0):
-    """The training dataset, checked against the loss"""
-    if learner.loss not in TRAINING_DATA:
-        raise ConfigurationError(
-            f"learner.loss: {learner.loss!r} is not one of {sorted(TRAINING_DATA)}"
+def problems(cfg: SPLADEConfiguration) -> List[str]:
+    """Problems of the learner section, and of the training data for the
+    loss (nothing is downloaded)"""
+    if cfg.mode != Mode.TRAIN:
+        return []
+    learner, data = cfg.learner, cfg.data
+    found = []
+    if learner.early_stop % learner.validation_interval:
+        found.append(
+            "learner.early_stop: must be a multiple of learner.validation_interval"
         )
-    if data.train.startswith(f"{LOCAL}:"):
-        split = local_split(data, data.train)
-        if learner.loss == "softmax_ce":
-            return training_queries(data, seed)
-        if data.local.splits[split].teacher is None:
-            raise ConfigurationError(
-                f"data.train: learner.loss=margin_mse needs teacher scores, and"
-                f" data.local.splits.{split}.teacher is not set (or use"
-                " learner.loss=softmax_ce, with BM25 hard negatives)"
+    loss = Loss(learner.loss)
+    split = local_split(data.train)
+    if split:
+        if loss == Loss.MARGIN_MSE and data.local is not None:
+            local = data.local.splits.get(split)
+            if local is not None and local.teacher is None:
+                found.append(
+                    f"data.train: learner.loss=margin_mse needs teacher scores, and"
+                    f" data.local.splits.{split}.teacher is not set (or use"
+                    " learner.loss=softmax_ce, with BM25 hard negatives)"
+                )
+            if data.validation == data.train:
+                found.append(
+                    "data.validation: must be another split than data.train with"
+                    " learner.loss=margin_mse (teacher pairs are not held out)"
+                )
+        return found
+    if split is None and not datamaestro_problem(data.train):
+        train = prepare_dataset(data.train)
+        expected = TRAINING_DATA[loss]
+        if not isinstance(train, expected):
+            found.append(
+                f"data.train: {data.train} is a {type(train).__name__}, but"
+                f" learner.loss={loss} needs one of"
+                f" {', '.join(e.__name__ for e in expected)}"
             )
-        if data.validation == data.train:
-            raise ConfigurationError(
-                "data.validation: must be another split than data.train with"
-                " learner.loss=margin_mse (teacher pairs are not held out)"
-            )
-        return local_data(data.local).teacher[split]
-    train = dataset(data.train, data)
-    expected = TRAINING_DATA[learner.loss]
-    if not isinstance(train, expected):
-        raise ConfigurationError(
-            f"data.train: {data.train} is a {type(train).__name__}, but"
-            f" learner.loss={learner.loss} needs one of"
-            f" {', '.join(e.__name__ for e in expected)}"
-        )
-    return train
+    return found
+
+
+def training_data(learner: Learner, datasets: Datasets, seed: int = 0):
+    """The training dataset: teacher pairs, triplets or judged queries"""
+    data = datasets.data
+    if local_split(data.train):
+        if Loss(learner.loss) == Loss.SOFTMAX_CE:
+            return datasets.training_queries(seed)
+        return datasets.teacher(data.train)
+    return datasets.get(data.train)
 
 
 def trainer(
     learner: Learner,
-    data: Data,
+    datasets: Datasets,
     documents: DocumentStore,
     flops,
     seed: int,
@@ -86,18 +105,19 @@ def trainer(
     :param bm25: BM25 retriever, to sample hard negatives when training on
         queries with relevance judgements
     """
-    train = training_data(learner, data, seed)
+    data = datasets.data
+    train = training_data(learner, datasets, seed)
     common = dict(
         hooks=[flops],
         batch_size=learner.optimization.batch_size,
         num_workers=learner.num_workers,
     )
 
-    if learner.loss == "margin_mse":
-        if data.train.startswith(f"{LOCAL}:"):
-            queries = dataset(data.train, data).topics
+    if Loss(learner.loss) == Loss.MARGIN_MSE:
+        if local_split(data.train):
+            queries = datasets.get(data.train).topics
         else:
-            queries = dataset(data.train_queries, data)
+            queries = datasets.get(data.train_queries)
         sampler = SamplerAdapter.C(
             sampler=DistillationPairwiseSampler.C(samples=train),
             processors=[
@@ -124,7 +144,7 @@ def trainer(
     triplets = ShuffledTrainingTripletsLines.C(
         seed=seed,
         data=StoreTrainingTripletTopicAdapter.C(
-            data=train, store=dataset(data.train_queries, data)
+            data=train, store=datasets.get(data.train_queries)
         ),
         doc_ids=True,
         topic_ids=False,

@@ -19,6 +19,18 @@ from splade.debug_data import DebugCollectionSpec, generate
 
 ROOT = Path(__file__).parents[1]
 SHARED = ROOT.parent / "shared"
+SPLADE_TINY = SHARED / "models" / "splade-bert-tiny"
+SCIFACT = SHARED / "data" / "scifact"
+
+#: Tests that read the real model or collections of ../shared
+needs_splade_tiny = pytest.mark.skipif(
+    not SPLADE_TINY.is_dir(), reason="../shared/models/splade-bert-tiny is absent"
+)
+needs_scifact = pytest.mark.skipif(
+    not SCIFACT.is_dir() or not SPLADE_TINY.is_dir(),
+    reason="../shared/data/scifact or ../shared/models/splade-bert-tiny absent",
+)
+
 RECIPES = sorted(
     path for path in (ROOT / "splade").glob("*.yaml") if not path.name.startswith("_")
 )
@@ -71,10 +83,27 @@ def tiny_model(tmp_path_factory, collection) -> Path:
     return folder
 
 
+def document_store(folder: Path, documents):
+    """An impact-index document store of (id, text) pairs, written in
+    ``folder``, as the debug collection's (a ``BeirDocumentStore``)"""
+    from datamaestro_ir.data.beir import BeirDocumentStore
+
+    from splade.repository import write_document_store
+
+    with (folder / "documents.tsv").open("wt") as fp:
+        for docid, text in documents:
+            fp.write(f"{docid}\t{text}\n")
+    write_document_store(folder / "documents.tsv", folder / "store")
+    return BeirDocumentStore.C(
+        id="test.store", path=folder / "store", count=len(documents)
+    )
+
+
 def user_environment(home: Path) -> dict:
     """The environment of a user's shell whose HOME is the (new) folder
     ``home``, where every Python process (experiment, jobs) refuses and
-    records network accesses (in ``$HOME/network.log``)"""
+    records network accesses (in ``$HOME/network.log``; the processes where
+    the guard is installed are listed in ``$HOME/guarded.log``)"""
     site = home / "site"
     site.mkdir()
     shutil.copyfile(
@@ -92,6 +121,7 @@ def user_environment(home: Path) -> dict:
         HOME=str(home),
         PYTHONPATH=os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")])),
         SPLADE_TEST_NETWORK_LOG=str(home / "network.log"),
+        SPLADE_TEST_GUARD_LOG=str(home / "guarded.log"),
     )
     bindir = Path(sys.executable).parent
     env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"

@@ -2,11 +2,15 @@
 
 Installed in the test process by conftest.py, and in every process of the
 end-to-end run as a ``sitecustomize`` module. Attempts are appended to the
-file named by ``$SPLADE_TEST_NETWORK_LOG`` when it is set.
+file named by ``$SPLADE_TEST_NETWORK_LOG`` when it is set; each process that
+installs the guard appends its process id and command line to the file named
+by ``$SPLADE_TEST_GUARD_LOG`` (so that a test can check that job processes
+were guarded).
 """
 
 import os
 import socket
+import sys
 
 LOCAL = {"localhost", "127.0.0.1", "::1", "", None}
 
@@ -20,6 +24,9 @@ def _refuse(what):
 
 def install():
     connect, getaddrinfo = socket.socket.connect, socket.getaddrinfo
+    if path := os.environ.get("SPLADE_TEST_GUARD_LOG"):
+        with open(path, "a") as fp:
+            fp.write(f"{os.getpid()} {' '.join(sys.argv)}\n")
 
     def guarded_connect(self, address):
         host = address[0] if isinstance(address, tuple) else address

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from conftest import RECIPES, ROOT, load
+from pydantic import ValidationError
 
 
 def test_debug_inherits_common_and_overrides_defaults():
@@ -46,7 +47,7 @@ def test_command_line_overrides():
 
 
 def test_wrong_types_are_rejected():
-    with pytest.raises(Exception, match="batch_size"):
+    with pytest.raises(ValidationError, match=r"learner\.optimization\.batch_size\n"):
         load(ROOT / "splade" / "debug.yaml", "learner.optimization.batch_size=many")
 
 

@@ -5,9 +5,8 @@ import torch
 from datamaestro_ir.data import SimpleTextItem
 from xpmir.neural.splade import SpladeTextEncoder
 
-from splade.configuration import Model
 from splade.encoders import SpladeMaxEncoder, groups_by_length, groups_in_order
-from splade.models import splade_model
+from splade.models import load_encoders
 
 TEXTS = [
     "lazo bomu vipube",
@@ -34,26 +33,17 @@ def test_groups_in_order_bound_the_number_of_tokens():
 
 
 def encoders(tiny_model, max_tokens):
-    scorer, _, _ = splade_model(
-        Model(base_hf_id=str(tiny_model), query_maxlen=8, document_maxlen=24)
-    )
-    result = []
-    for config in (scorer.encoder, scorer.query_encoder):
-        arguments = config.__arguments__()
-        arguments.pop("max_tokens", None)
-        for encoder_config in (
-            SpladeMaxEncoder.C(**arguments, max_tokens=max_tokens),
-            SpladeTextEncoder.C(**arguments),
-        ):
-            encoder = encoder_config.instance()
-            encoder.initialize()
-            encoder.load_model(tiny_model)
-            encoder.eval()
-            result.append(encoder)
-    # The package's encoders are the fast ones
-    assert isinstance(scorer.encoder.instance(), SpladeMaxEncoder)
-    assert isinstance(scorer.query_encoder.instance(), SpladeMaxEncoder)
-    return result
+    """The package's and xpmir's (document, query) encoders, the package's
+    encoding at most ``max_tokens`` tokens at once"""
+    settings = dict(query_maxlen=8, document_maxlen=24)
+    fast_d, fast_q = load_encoders(tiny_model, **settings)
+    xpmir_d, xpmir_q = load_encoders(tiny_model, upstream=True, **settings)
+    for encoder in (fast_d, fast_q):
+        assert isinstance(encoder, SpladeMaxEncoder)
+        encoder.max_tokens = max_tokens
+    for encoder in (xpmir_d, xpmir_q):
+        assert type(encoder) is SpladeTextEncoder
+    return fast_d, xpmir_d, fast_q, xpmir_q
 
 
 @pytest.mark.parametrize("max_tokens", [1, 30, 8192])

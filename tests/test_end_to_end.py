@@ -1,6 +1,7 @@
 """`experimaestro run-experiment splade/debug.yaml` as a user runs it: in a
 new HOME, after `python -m splade.workspace`, without network"""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import ROOT, user_environment
+
+pytestmark = pytest.mark.slow
 
 
 def run(args, env, log: Path, timeout=900):
@@ -72,6 +75,32 @@ def test_no_network_access(debug_run):
     home, _, _ = debug_run
     log = home / "network.log"
     assert not log.exists(), log.read_text()
+
+
+def test_job_processes_are_guarded(debug_run):
+    """Every job process had the network guard installed (so that the test
+    above means something): the process ids in the jobs' logs are among the
+    guarded ones, and a guarded process cannot connect"""
+    home, env, _ = debug_run
+    guarded = {
+        int(line.split()[0])
+        for line in (home / "guarded.log").read_text().split("\n")
+        if line
+    }
+    jobs = sorted((home / "experiments/splade/jobs").glob("*/*/*.err"))
+    # BM25 index and evaluation, validation collection, learner, and the
+    # index and evaluation of the trained and untrained models
+    assert len(jobs) == 8
+    for err in jobs:
+        pids = set(map(int, re.findall(r"^INFO:(\d+):", err.read_text(), re.M)))
+        assert pids and pids <= guarded, err
+    attempt = "import socket; socket.create_connection(('example.com', 80))"
+    process = subprocess.run(
+        [sys.executable, "-c", attempt], env=env, capture_output=True, text=True
+    )
+    assert "Network access attempted during tests" in process.stderr
+    assert "example.com" in (home / "network.log").read_text()
+    (home / "network.log").unlink()
 
 
 def test_rerun_reuses_every_task(debug_run):

@@ -13,14 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SHARED
+from conftest import SCIFACT, SPLADE_TINY, needs_scifact
 from datamaestro_ir.data import SimpleTextItem
 
 from splade.configuration import Model
+from splade.encoders import transformers_splade_max
 from splade.models import splade_model
-
-REAL_MODEL = SHARED / "models" / "splade-bert-tiny"
-SCIFACT = SHARED / "data" / "scifact" / "docs.tsv"
 
 DEBUG_TEXTS = [
     "lazo bomu vipube",
@@ -81,20 +79,11 @@ def best_checkpoint(folder: Path, base: Path, **settings):
 
 def transformers_reference(folder: Path, texts, maxlen):
     """SPLADE-max of each text, alone (no padding), with transformers"""
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    from transformers import AutoModelForMaskedLM
 
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    mlm = AutoModelForMaskedLM.from_pretrained(folder).eval()
+    mlm = AutoModelForMaskedLM.from_pretrained(folder)
     assert type(mlm).__name__.endswith("ForMaskedLM")
-    vectors = []
-    for text in texts:
-        tokens = tokenizer(
-            text, truncation=True, max_length=maxlen, return_tensors="pt"
-        )
-        with torch.no_grad():
-            logits = mlm(**tokens).logits[0]
-        vectors.append(torch.log1p(torch.relu(logits)).max(dim=0).values)
-    return torch.stack(vectors)
+    return torch.cat(list(transformers_splade_max(folder, texts, maxlen)))
 
 
 def check_export(tmp_path: Path, base: Path, texts, query_maxlen, document_maxlen):
@@ -147,15 +136,12 @@ def test_best_checkpoint_of_embedded_model_is_standard(tmp_path, tiny_model):
     check_export(tmp_path, tiny_model, DEBUG_TEXTS, query_maxlen=8, document_maxlen=24)
 
 
-@pytest.mark.skipif(
-    not (REAL_MODEL.is_dir() and SCIFACT.is_file()),
-    reason="../shared/models/splade-bert-tiny or ../shared/data/scifact is absent",
-)
+@needs_scifact
 def test_best_checkpoint_of_pretrained_splade_is_standard(tmp_path):
-    with SCIFACT.open(encoding="utf-8") as fp:
+    with (SCIFACT / "docs.tsv").open(encoding="utf-8") as fp:
         texts = [line.rstrip("\n").split("\t", 1)[1] for line in islice(fp, 6)]
     texts += ["symptoms of influenza in children", "flu"]
-    check_export(tmp_path, REAL_MODEL, texts, query_maxlen=16, document_maxlen=128)
+    check_export(tmp_path, SPLADE_TINY, texts, query_maxlen=16, document_maxlen=128)
 
 
 def test_sparse_encoder_of_a_folder_is_splade_max(tiny_model):

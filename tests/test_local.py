@@ -6,12 +6,13 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SHARED, load
+from conftest import ROOT, load, needs_scifact
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from splade.errors import ConfigurationError, check
-from splade.local import CollectionError, read_collection
+from splade.checks import check
+from splade.configuration import ConfigurationError
+from splade.local_files import CollectionError, read_collection
 
 DOCUMENTS = {
     "d1": ("Cats", "cats purr and sleep"),
@@ -325,7 +326,7 @@ def test_local_ids_need_a_local_collection(local_files):
 
 
 def test_unknown_keys_in_splits_are_found():
-    from splade.errors import unknown_keys
+    from splade.checks import unknown_keys
 
     data = {"data": {"local": {"documents": "x", "splits": {"t": {"qrel": "y"}}}}}
     assert unknown_keys(data) == ["data.local.splits.t.qrel"]
@@ -337,7 +338,7 @@ def test_experiments_on_the_same_documents_share_their_import(local_files, tmp_p
     from dryrun import dry_run, of_type
     from xpmir.index.bow import BOWSparseRetrieverIndexBuilder
 
-    from splade.local import ImportLocalCollection, ImportLocalDocuments
+    from splade.local_import import ImportLocalCollection, ImportLocalDocuments
 
     def identifiers(cfg):
         tasks = dry_run(cfg, tmp_path)
@@ -368,8 +369,6 @@ def test_experiments_on_the_same_documents_share_their_import(local_files, tmp_p
 
 
 def test_margin_mse_needs_teacher_scores(local_files, tmp_path):
-    from splade.training import training_data
-
     cfg = load(
         ROOT / "splade" / "local_finetune.yaml",
         "learner.loss=margin_mse",
@@ -380,23 +379,16 @@ def test_margin_mse_needs_teacher_scores(local_files, tmp_path):
         split.queries = str(local_files["queries"])
         split.qrels = str(local_files["qrels"])
     with pytest.raises(ConfigurationError, match="needs teacher scores"):
-        training_data(cfg.learner, cfg.data)
+        check(cfg)
 
 
-needs_shared = pytest.mark.skipif(
-    not (SHARED / "data" / "scifact").is_dir()
-    or not (SHARED / "models" / "splade-bert-tiny").is_dir(),
-    reason="../shared/data/scifact or ../shared/models/splade-bert-tiny absent",
-)
-
-
-@needs_shared
+@needs_scifact
 def test_zero_shot_recipe_trains_nothing(tmp_path):
     from dryrun import dry_run, of_type
     from xpm_torch.learner import Learner
     from xpmir.evaluation import Evaluate
 
-    from splade.local import ImportLocalCollection
+    from splade.local_import import ImportLocalCollection
 
     tasks = dry_run(load(ROOT / "splade" / "local_zeroshot.yaml"), tmp_path)
     assert not of_type(tasks, Learner)
@@ -405,13 +397,13 @@ def test_zero_shot_recipe_trains_nothing(tmp_path):
     assert len(of_type(tasks, Evaluate)) == 2  # BM25 and SPLADE
 
 
-@needs_shared
+@needs_scifact
 def test_fine_tuning_holds_out_its_validation_queries(tmp_path):
     from dryrun import dry_run, of_type
     from xpm_torch.learner import Learner
     from xpmir.datasets.adapters import RandomFold
 
-    from splade.workarounds import HardNegativesSampler
+    from splade.workarounds.xpmir import HardNegativesSampler
 
     tasks = dry_run(load(ROOT / "splade" / "local_finetune.yaml"), tmp_path)
     (learner,) = of_type(tasks, Learner)

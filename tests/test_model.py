@@ -5,41 +5,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SHARED
+from conftest import SPLADE_TINY, needs_splade_tiny
 from datamaestro_ir.data import SimpleTextItem
 
 from splade.configuration import Model
-from splade.models import splade_model
-
-
-def encoders(model_path: Path, **kwargs):
-    """The (document, query) encoders with the weights of ``model_path``"""
-    scorer, _, _ = splade_model(Model(base_hf_id=str(model_path), **kwargs))
-    result = []
-    for config in (scorer.encoder, scorer.query_encoder):
-        encoder = config.instance()
-        encoder.initialize()
-        encoder.load_model(model_path)
-        encoder.eval()
-        result.append(encoder)
-    return result
+from splade.encoders import transformers_splade_max
+from splade.models import load_encoders, splade_model
 
 
 def reference(model_path: Path, texts, maxlen):
-    """SPLADE-max computed directly from the Hugging Face model"""
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForMaskedLM.from_pretrained(model_path).eval()
-    reps = []
-    for text in texts:  # one at a time: no padding at all
-        tokens = tokenizer(
-            text, truncation=True, max_length=maxlen, return_tensors="pt"
-        )
-        with torch.no_grad():
-            logits = model(**tokens).logits[0]
-        reps.append(torch.log1p(torch.relu(logits)).max(dim=0).values)
-    return torch.stack(reps)
+    """SPLADE-max computed directly from the Hugging Face model, one text at
+    a time (no padding at all)"""
+    return torch.cat(list(transformers_splade_max(model_path, texts, maxlen)))
 
 
 TEXTS = ["lazo bomu vipube", "what about mopege nina diba lazo theory analysis data"]
@@ -50,7 +27,7 @@ def records(texts):
 
 
 def test_splade_max_is_max_over_tokens_and_ignores_padding(tiny_model):
-    document_encoder, _ = encoders(tiny_model)
+    document_encoder, _ = load_encoders(tiny_model)
     with torch.no_grad():
         batch = document_encoder(records(TEXTS)).value  # the first text is padded
         alone = document_encoder(records(TEXTS[:1])).value
@@ -60,7 +37,7 @@ def test_splade_max_is_max_over_tokens_and_ignores_padding(tiny_model):
 
 
 def test_splade_max_is_non_negative_and_has_zeros(tiny_model):
-    document_encoder, query_encoder = encoders(tiny_model)
+    document_encoder, query_encoder = load_encoders(tiny_model)
     with torch.no_grad():
         for encoder in (document_encoder, query_encoder):
             reps = encoder(records(TEXTS)).value
@@ -71,7 +48,7 @@ def test_splade_max_is_non_negative_and_has_zeros(tiny_model):
 
 
 def test_maximum_lengths_are_applied(tiny_model):
-    document_encoder, query_encoder = encoders(tiny_model, query_maxlen=4)
+    document_encoder, query_encoder = load_encoders(tiny_model, query_maxlen=4)
     long_query = "lazo bomu vipube mopege nina diba theory analysis data"
     with torch.no_grad():
         rep = query_encoder(records([long_query])).value
@@ -80,15 +57,11 @@ def test_maximum_lengths_are_applied(tiny_model):
     torch.testing.assert_close(rep, expected, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.skipif(
-    not (SHARED / "models" / "splade-bert-tiny").is_dir(),
-    reason="../shared/models/splade-bert-tiny is absent",
-)
+@needs_splade_tiny
 def test_pretrained_splade_is_sparse_and_expands():
     """With a real SPLADE checkpoint, representations are sparse and expand
     the query with related terms"""
-    path = SHARED / "models" / "splade-bert-tiny"
-    _, query_encoder = encoders(path)
+    _, query_encoder = load_encoders(SPLADE_TINY)
     with torch.no_grad():
         rep = query_encoder(records(["symptoms of influenza in children"])).value[0]
     nonzero = int((rep > 0).sum())

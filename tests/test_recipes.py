@@ -17,8 +17,8 @@ from xpmir.letor.distillation.pairwise import (
 from xpmir.letor.trainers.batchwise import BatchwiseTrainer
 from xpmir.neural.splade import MaxAggregation
 
-from splade.reliability import StaleCheckpointsCleaner
-from splade.workarounds import BinaryQueryEncoder
+from splade.workarounds.xpm_torch import StaleCheckpointsCleaner
+from splade.workarounds.xpmir import BinaryQueryEncoder
 
 MSMARCO = "com.microsoft.msmarco.passage"
 

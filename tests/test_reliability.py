@@ -28,7 +28,7 @@ import pytest
 from conftest import ROOT, user_environment
 from xpm_torch.trainers.context import TrainerContext
 
-from splade.reliability import StaleCheckpointsCleaner
+from splade.workarounds.xpm_torch import StaleCheckpointsCleaner
 
 # Fewer epochs than debug.yaml (6), enough to kill after the 2nd one
 COMMAND = [
@@ -217,7 +217,7 @@ def interrupted(tmp_path_factory):
     steps["training"] = ws.done()
     steps["checkpoint"] = last = checkpoint(ws)
     # A kill between the save of a checkpoint and the removal of the previous
-    # one leaves both (splade/reliability.py): add the previous one, as such a
+    # one leaves both (splade/workarounds/xpm_torch.py): add the previous one, as such a
     # kill would have left it
     learner = ws.job(LEARNER) / "checkpoints"
     stale = TrainerContext.get_checkpoint_path(learner, last - 1)
@@ -431,6 +431,8 @@ import sys
 from pathlib import Path
 
 logging.basicConfig(level=logging.INFO)
+# "[starting] Locking job ..." is logged when the scheduler waits for the lock
+logging.getLogger("xpm.scheduler").setLevel(logging.DEBUG)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from experimaestro import experiment
@@ -443,7 +445,7 @@ if mode == "path":
     print(workspace / "jobs" / str(task.__xpmtype__.identifier) / identifier)
     sys.exit(0)
 if mode == "patched":
-    from splade.reliability import keep_done_markers
+    from splade.workarounds.experimaestro import keep_done_markers
 
     keep_done_markers()
 with experiment(workspace, "concurrent", port=None):
@@ -478,11 +480,12 @@ def test_a_job_done_by_another_experiment_is_not_run_again(tmp_path, patched):
             process = subprocess.Popen(
                 driver + [mode], cwd=ROOT, env=env, stdout=fp, stderr=fp
             )
+        # Once the scheduler waits for the lock, the other "job process"
+        # finishes the job
         deadline = time.monotonic() + 120
-        while "Submitting job" not in log.read_text():
+        while "[starting] Locking job" not in log.read_text():
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
-        time.sleep(3)  # the scheduler now waits for the lock
         (job / "count.done").touch()
     assert process.wait(timeout=120) == 0, log.read_text()
     runs = workspace / "runs.txt"

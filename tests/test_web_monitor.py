@@ -28,6 +28,8 @@ from conftest import ROOT, user_environment
 from test_end_to_end import failure_report
 from websockets.sync.client import connect
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TIMEOUT = 1800  # seconds, for the whole pipeline (2 minutes alone)
 FINISHED = "Experiment finished; web server still running"

@@ -1,28 +1,25 @@
-"""The work-arounds of splade/workarounds.py: the upstream bug, and the fix"""
+"""The work-arounds of splade/workarounds/: the upstream behaviour (these
+tests fail when upstream changes it, so that the work-around can go), and the
+fix; the private attributes the package relies on are checked at start-up"""
 
 import pytest
 import torch
-from datamaestro_ir.data.beir import BeirDocumentStore
+from conftest import document_store
 from xpmir.datasets.adapters import DocumentSubset
 from xpmir.rankers.full import FullRetrieverRescorer as UpstreamRescorer
 
 from splade.configuration import Model
 from splade.models import splade_model
-from splade.repository import write_document_store
-from splade.workarounds import FullRetrieverRescorer
+from splade.workarounds.xpmir import FullRetrieverRescorer
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, collection, tiny_model):
     folder = tmp_path_factory.mktemp("docs")
-    with (folder / "documents.tsv").open("wt") as fp:
-        for docid, text in collection.documents[:40]:
-            fp.write(f"{docid}\t{text}\n")
-    write_document_store(folder / "documents.tsv", folder / "store")
+    store = document_store(folder, collection.documents[:40])
     (folder / "docids.txt").write_text(
         "".join(f"{docid}\n" for docid, _ in collection.documents[:40])
     )
-    store = BeirDocumentStore.C(id="test.store", path=folder / "store", count=40)
     documents = DocumentSubset.C(
         id="test.subset", base=store, docids_path=folder / "docids.txt"
     )
@@ -119,7 +116,7 @@ def test_model_based_sampler_gives_document_records():
     from datamaestro_ir.data import SimpleTextItem
     from xpmir.letor.samplers import PairwiseModelBasedSampler
 
-    from splade.workarounds import HardNegativesSampler
+    from splade.workarounds.xpmir import HardNegativesSampler
 
     record = {"id": "d1", "text_item": SimpleTextItem("a document")}
     sampler = SimpleNamespace(
@@ -128,3 +125,59 @@ def test_model_based_sampler_gives_document_records():
     samples = [("d1", 1, 0.0)]
     assert not isinstance(PairwiseModelBasedSampler.sample(sampler, samples), dict)
     assert HardNegativesSampler.sample(sampler, samples) is record
+
+
+# --- experimaestro
+
+
+def test_upstream_configuration_ignores_unknown_keys():
+    """experimaestro validates YAML values, but ignores keys that are not
+    fields: a typo leaves the default in place without a word (hence
+    splade.checks.check_command_line, which reads the raw configuration)"""
+    from experimaestro.utils.config import validate_attrs
+
+    from splade.configuration import SPLADEConfiguration
+
+    cfg = validate_attrs(SPLADEConfiguration, {"id": "x", "model": {"lamda_d": 1.0}})
+    assert cfg.model.lambda_d == 0.4
+
+
+def test_raw_configuration_is_found_only_under_the_command(monkeypatch):
+    from splade.workarounds.experimaestro import command_line
+
+    assert command_line() is None  # not run by experimaestro run-experiment
+    monkeypatch.setattr("sys.argv", ["experimaestro", "run-experiment", "x.yaml"])
+    with pytest.raises(RuntimeError, match="experiments_cli"):
+        command_line()
+
+
+# --- xpm_torch
+
+
+def test_auto_precision_is_resolved_without_changing_the_configuration():
+    from splade.devices import fabric
+
+    config = fabric("auto").instance()
+    built = config.get_fabric()
+    assert built.strategy.precision.precision == "32-true"  # no GPU here
+    assert config.precision == "auto"
+
+
+# --- Private attributes
+
+
+def test_private_hooks_are_there():
+    from splade.workarounds import check_private_hooks, missing_private_hooks
+
+    assert missing_private_hooks() == []
+    check_private_hooks()
+
+
+def test_a_missing_private_hook_stops_the_start(monkeypatch):
+    from experimaestro.scheduler.base import Scheduler
+
+    from splade.workarounds import check_private_hooks
+
+    monkeypatch.delattr(Scheduler, "_cleanup_job_marker_files")
+    with pytest.raises(RuntimeError, match="Scheduler._cleanup_job_marker_files"):
+        check_private_hooks()

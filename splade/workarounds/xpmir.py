@@ -1,9 +1,11 @@
-"""Work-arounds for bugs of the libraries we build on
+"""Work-arounds for experimaestro-ir (``xpmir``) 1.5.0
 
-Each one is as small as possible, names the upstream behaviour it works
-around, and has a test in ``tests/test_workarounds.py`` that shows the bug.
+Each class keeps the task identifier it had when it was defined in
+``splade/workarounds.py`` (``__xpmid__``), so that finished tasks are reused.
+Tests of the upstream behaviour: ``tests/test_workarounds.py``.
 """
 
+import logging
 from pathlib import Path
 from typing import List, Optional
 
@@ -21,12 +23,14 @@ from xpmir.text.huggingface import HFTokenizerBase
 class FullRetrieverRescorer(_FullRetrieverRescorer):
     """Scores every document of a (small) collection with a dual model
 
-    xpmir 1.5.0's ``FullRetrieverRescorer.score`` calls
-    ``scorer.score_product(queries, documents, None)``, while
+    xpmir 1.5.0's ``FullRetrieverRescorer.score`` (xpmir/rankers/full.py:66)
+    calls ``scorer.score_product(queries, documents, None)``, while
     ``xpmir.neural.dual.Dense.score_product`` takes two arguments: every
     validation with a SPLADE model fails with a ``TypeError``. This version
     scores all the queries against the batch of documents in one product.
     """
+
+    __xpmid__ = "splade.workarounds.fullretrieverrescorer"
 
     def score(self, documents, queries, scored_documents, pbar):
         encoded = self.scorer.encode_documents(documents)
@@ -46,11 +50,14 @@ class BinaryQueryEncoder(TextEncoderBase[InputType, TextsRepresentationOutput]):
     """SPLADE-doc's query encoder: the binary bag of the query's tokens
 
     xpmir 1.5.0's ``OneHotHuggingFaceEncoder`` (used by ``spladeV2_doc``)
-    still takes strings and returns a bare tensor, while the scorers and the
-    ``SparseRetriever`` of the same release give records and expect a
-    ``TextsRepresentationOutput``: SPLADE-doc can be neither trained nor
-    evaluated with it. This encoder uses the document encoder's tokenizer.
+    (xpmir/text/huggingface/encoders.py:112) still takes strings and returns a
+    bare tensor, while the scorers and the ``SparseRetriever`` of the same
+    release give records and expect a ``TextsRepresentationOutput``:
+    SPLADE-doc can be neither trained nor evaluated with it. This encoder
+    uses the document encoder's tokenizer.
     """
+
+    __xpmid__ = "splade.workarounds.binaryqueryencoder"
 
     tokenizer: Param[HFTokenizerBase[InputType]]
     """The tokenizer (shared with the document encoder)"""
@@ -96,13 +103,42 @@ class HardNegativesSampler(PairwiseModelBasedSampler):
     """Pairs of (relevant, BM25-retrieved non-relevant) documents of judged
     queries, as xpmir's ``PairwiseModelBasedSampler``
 
-    In xpmir 1.5.0, ``PairwiseModelBasedSampler.sample`` returns
-    ``ScoredDocument`` objects as the positive and negative documents, where
-    trainers expect document records (``{"id": ..., "text_item": ...}``):
-    training fails with "'ScoredDocument' object is not subscriptable" when
-    the documents are tokenized. This one gives the records.
-    (tests/test_workarounds.py)
+    In xpmir 1.5.0, ``PairwiseModelBasedSampler.sample``
+    (xpmir/letor/samplers/__init__.py:267) returns ``ScoredDocument`` objects as
+    the positive and negative documents, where trainers expect document
+    records (``{"id": ..., "text_item": ...}``): training fails with
+    "'ScoredDocument' object is not subscriptable" when the documents are
+    tokenized. This one gives the records.
     """
+
+    __xpmid__ = "splade.workarounds.hardnegativessampler"
 
     def sample(self, samples):
         return PairwiseModelBasedSampler.sample(self, samples).document
+
+
+class _NoTraceback(logging.Filter):
+    """Drops the record of a configuration error's traceback"""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from splade.configuration import ConfigurationError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, ConfigurationError)
+
+
+def report_configuration_errors_without_traceback():
+    """Makes a :class:`~splade.configuration.ConfigurationError` of the
+    experiment a one-line report, without a Python traceback
+
+    xpmir 1.5.0's ``IRExperimentHelper.run`` (xpmir/experiments/ir.py:57)
+    logs every exception of the experiment function with its traceback
+    (``logging.exception("Error while running the experiment")``), then
+    raises a ``HandledException``, which experimaestro reports in one line
+    (``Experiment failed: ConfigurationError: <key>: <problem>``) before
+    exiting with status 1. A configuration error is the user's, not a bug:
+    this filter of the root logger drops the traceback record of those.
+    """
+    root = logging.getLogger()
+    if not any(isinstance(f, _NoTraceback) for f in root.filters):
+        root.addFilter(_NoTraceback())

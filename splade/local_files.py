@@ -1,5 +1,6 @@
-"""Local test collections: documents, queries, relevance judgements and
-teacher scores given as files (``data.local`` in YAML)
+"""Files of a local collection: documents, queries, relevance judgements
+and teacher scores (``data.local`` in YAML), read, checked and written in the
+pipeline's formats
 
 Supported formats (chosen by the file name):
 
@@ -12,35 +13,23 @@ Supported formats (chosen by the file name):
 - teacher scores: Hofstätter et al.'s TSV (``pos_score<TAB>neg_score<TAB>qid
   <TAB>pos_docid<TAB>neg_docid``).
 
-Files are read once when the experiment is built (:func:`inspect`): a
-malformed line, a duplicate id, a judgement or teacher line naming an unknown
-document or query, or bytes that are not UTF-8 stop the run *before* any task
-starts, with the file and line; empty documents and queries are skipped
-with a warning giving their count. The :class:`ImportLocalCollection` task
-then writes the collection in the formats of the MS MARCO datasets (an
-impact-index document store, TSV topics, TREC qrels), so the rest of the
-pipeline does not know where the data came from. Its identifier includes a
-digest of the files' contents: editing a file re-runs what depends on it.
+Files are read once when the experiment is built (:func:`read_collection`,
+called by :mod:`splade.local_import`): a malformed line, a duplicate id, a
+judgement or teacher line naming an unknown document or query, or bytes that
+are not UTF-8 stop the run *before* any task starts, with the file and line;
+empty documents and queries are skipped with a warning giving their count.
+The import tasks then write the collection in the formats of the MS MARCO
+datasets (an impact-index document store, TSV topics, TREC qrels), so the rest
+of the pipeline does not know where the data came from.
+
+Plain Python: nothing here knows experimaestro.
 """
 
 import hashlib
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Set, Tuple
-
-from datamaestro_ir.data import Adhoc, DocumentStore
-from datamaestro_ir.data.beir import BeirDocumentStore
-from datamaestro_ir.data.csv import Topics
-from datamaestro_ir.data.distillation import (
-    PairwiseDistillationSamples,
-    PairwiseDistillationSamplesTSV,
-)
-from datamaestro_ir.data.trec import TrecAdhocAssessments
-from experimaestro import Annotated, Config, Meta, Param, Task, pathgenerator
-
-logger = logging.getLogger(__name__)
 
 
 class CollectionError(ValueError):
@@ -380,140 +369,3 @@ def _write_splits(splits, outputs, folder: Path):
                     splits[name]["teacher"]
                 ):
                     fp.write(f"{pos_score}\t{neg_score}\t{qid}\t{pos}\t{neg}\n")
-
-
-# --- The experimaestro side
-
-
-class LocalData(Config):
-    """A local collection in the pipeline's data types"""
-
-    documents: Param[DocumentStore]
-    """The documents"""
-
-    splits: Param[Dict[str, Adhoc]]
-    """Queries and judgements of each split"""
-
-    teacher: Param[Dict[str, PairwiseDistillationSamples]]
-    """Teacher scores of the splits that have them"""
-
-
-def _check_unchanged(expected: str, actual: str):
-    if actual != expected:
-        raise RuntimeError(
-            "The collection files changed since the experiment started: run it again"
-        )
-
-
-class ImportLocalDocuments(Task):
-    """Checks the documents of a local collection and writes them as a
-    document store
-
-    Its own task, so that every experiment on the same documents (zero-shot,
-    fine-tuning, other splits) shares the store and the indices built on it.
-    """
-
-    documents: Param[str]
-    """Documents file (absolute path)"""
-
-    digest: Param[str]
-    """SHA-256 of the file's content: a new task when it changes"""
-
-    document_count: Param[int]
-    """Number of non-empty documents"""
-
-    folder: Annotated[Path, pathgenerator("documents")]
-
-    def task_outputs(self, dep) -> DocumentStore:
-        return dep(
-            BeirDocumentStore.C(
-                id="", path=self.folder / "docstore", count=self.document_count
-            )
-        )
-
-    def execute(self):
-        summary = read_collection(
-            Path(self.documents), {}, write=self.folder, parts=("documents",)
-        )
-        _check_unchanged(self.digest, summary.documents_digest)
-        for warning in summary.warnings():
-            logger.warning("%s", warning)
-        logger.info("%d documents", summary.documents)
-
-
-class ImportLocalCollection(Task):
-    """Checks the splits of a local collection (against its documents) and
-    writes them as TSV topics, TREC qrels and teacher scores"""
-
-    documents: Param[DocumentStore]
-    """The documents (from :class:`ImportLocalDocuments`)"""
-
-    documents_file: Meta[str]
-    """Documents file (absolute path), read to check the splits' document
-    ids (its content is identified by ``documents``)"""
-
-    splits: Param[Dict[str, Dict[str, str]]]
-    """Split name -> {"queries": path, "qrels": path, "teacher": path} (the
-    last two optional)"""
-
-    digest: Param[str]
-    """SHA-256 of the splits' files' contents: a new task when a file
-    changes"""
-
-    folder: Annotated[Path, pathgenerator("collection")]
-
-    def _splits(self):
-        return {
-            name: {
-                key: Path(paths[key]) if paths.get(key) else None
-                for key in ("queries", "qrels", "teacher")
-            }
-            for name, paths in self.splits.items()
-        }
-
-    def task_outputs(self, dep) -> LocalData:
-        documents = self.documents
-        splits, teacher = {}, {}
-        for name, paths in self.splits.items():
-            splits[name] = dep(
-                Adhoc.C(
-                    id="",
-                    documents=documents,
-                    topics=dep(
-                        Topics.C(id="", path=self.folder / f"{name}.queries.tsv")
-                    ),
-                    assessments=dep(
-                        TrecAdhocAssessments.C(
-                            id="", path=self.folder / f"{name}.qrels.txt"
-                        )
-                    )
-                    if paths.get("qrels")
-                    else None,
-                )
-            )
-            if paths.get("teacher"):
-                teacher[name] = dep(
-                    PairwiseDistillationSamplesTSV.C(
-                        id="",
-                        path=self.folder / f"{name}.teacher.tsv",
-                        with_docid=True,
-                        with_queryid=True,
-                    )
-                )
-        return dep(LocalData.C(documents=documents, splits=splits, teacher=teacher))
-
-    def execute(self):
-        summary = read_collection(
-            Path(self.documents_file),
-            self._splits(),
-            write=self.folder,
-            parts=("splits",),
-        )
-        _check_unchanged(self.digest, summary.splits_digest)
-        for warning in summary.warnings(documents=False):  # see ImportLocalDocuments
-            logger.warning("%s", warning)
-        logger.info(
-            "%d documents; %s",
-            summary.documents,
-            ", ".join(f"{n}: {s.queries} queries" for n, s in summary.splits.items()),
-        )

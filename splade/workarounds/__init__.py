@@ -1,0 +1,67 @@
+"""Work-arounds for the libraries the package builds on, one module per
+library: :mod:`.xpmir`, :mod:`.xpm_torch`, :mod:`.experimaestro`,
+:mod:`.impact_index`
+
+Each one names the library version, the failing call and its upstream
+location, and has a test that asserts the upstream behaviour
+(``tests/test_workarounds.py``, ``tests/test_engines.py``,
+``tests/test_reliability.py``): when upstream fixes it, the test fails and
+the work-around can go.
+
+Some of them, and the package's faster SPLADE encoder
+(:mod:`splade.encoders`), rely on private attributes of the libraries.
+:func:`check_private_hooks` checks, when an experiment starts, that the
+installed versions still have them, so that a renamed attribute stops the
+command at once with a clear message instead of failing a task hours later.
+"""
+
+import inspect
+from typing import List
+
+
+def _assigns(function, *names: str) -> bool:
+    """Whether the source of ``function`` assigns ``self.<name>`` for each
+    name (instance attributes cannot be checked on the class)"""
+    source = inspect.getsource(function)
+    return all(f"self.{name} =" in source for name in names)
+
+
+def missing_private_hooks() -> List[str]:
+    """The private attributes the package relies on that the installed
+    libraries do not have"""
+    from experimaestro.scheduler.base import Scheduler
+    from xpm_torch.configuration import FabricConfigurationBase
+    from xpm_torch.trainers.context import TrainerContext
+    from xpmir.neural.splade import PyTorchAggregationModule, SpladeTextEncoder
+
+    hooks = [
+        # keep_done_markers (.experimaestro)
+        (Scheduler, "_cleanup_job_marker_files", "experimaestro 2.7"),
+        # StaleCheckpointsCleaner (.xpm_torch)
+        (TrainerContext, "PREFIX", "xpm_torch 0.3.1"),
+        # AutoFabricConfiguration (splade.devices)
+        (FabricConfigurationBase, "_get_fabric", "xpm_torch 0.3.1"),
+    ]
+    missing = [
+        f"{owner.__module__}.{owner.__qualname__}.{name} (as in {version})"
+        for owner, name, version in hooks
+        if not hasattr(owner, name)
+    ]
+    # SpladeMaxEncoder (splade.encoders): the backbone and head that
+    # SpladeTextEncoder.__initialize__ sets, and the head's two parts
+    if not _assigns(SpladeTextEncoder.__initialize__, "_backbone", "_head"):
+        missing.append("xpmir SpladeTextEncoder._backbone/_head (as in xpmir 1.5.0)")
+    if not _assigns(PyTorchAggregationModule.__init__, "transform", "decoder"):
+        missing.append(
+            "xpmir PyTorchAggregationModule.transform/decoder (as in xpmir 1.5.0)"
+        )
+    return missing
+
+
+def check_private_hooks():
+    """Raises a RuntimeError naming the missing private attributes"""
+    if missing := missing_private_hooks():
+        raise RuntimeError(
+            "The installed libraries lack attributes that splade relies on"
+            " (see splade/workarounds/__init__.py): " + "; ".join(missing)
+        )

@@ -1,0 +1,49 @@
+"""Work-arounds for impact-index 1.7.1 (the sparse indices of xpmir)
+
+Tests of the upstream behaviour: ``tests/test_engines.py``.
+"""
+
+from typing import Dict, List
+
+from xpmir.index.sparse import BMPSparseRetrieverIndex, Sparse2BMPConverter
+from xpmir.rankers import ScoredDocument
+
+
+def scored(documents, docids, scores) -> List[ScoredDocument]:
+    """xpmir's scored documents of internal document ids"""
+    return [
+        ScoredDocument(documents.document_int(int(docid)), float(score))
+        for docid, score in zip(docids, scores, strict=True)
+    ]
+
+
+class BMPIndex(BMPSparseRetrieverIndex):
+    """xpmir's BMP index, asking the searcher for k + 1 documents:
+    impact-index 1.7.1's ``BmpSearcher.search`` returns k - 1 documents for a
+    few % of queries, whatever the number of matching documents
+    (``tests/test_engines.py::test_bmp_short_result_lists``)"""
+
+    # The identifier of the class when it was in splade/engines.py
+    __xpmid__ = "splade.engines.bmpindex"
+
+    def retrieve(
+        self, query: Dict[int, float], top_k: int, alpha=None, beta=None
+    ) -> List[ScoredDocument]:
+        docids, scores = self.searcher.search(
+            {str(ix): float(value) for ix, value in query.items()},
+            k=top_k + 1,
+            alpha=alpha,
+            beta=beta,
+        )
+        return scored(self.documents, docids[:top_k], scores[:top_k])
+
+
+class BMPConverter(Sparse2BMPConverter):
+    """xpmir's BMP conversion, whose index is a :class:`BMPIndex`"""
+
+    __xpmid__ = "splade.engines.bmpconverter"
+
+    def task_outputs(self, dep):
+        return dep(
+            BMPIndex.C(index_path=self.bmp_index_path, documents=self.index.documents)
+        )
