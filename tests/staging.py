@@ -74,8 +74,6 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Uni
 
 import numpy as np
 
-from splade.debug_data import DebugCollectionSpec, generate
-
 MSMARCO = "com.microsoft.msmarco.passage"
 TEACHER = "com.github.sebastian-hofstaetter.neural-ranking-kd.msmarco_ensemble_teacher"
 #: The same teacher file, in datamaestro_ir's class-based definitions
@@ -260,7 +258,7 @@ def stage_msmarco(
     *,
     documents: int = 2000,
     seed: int = 0,
-    spec: Optional[DebugCollectionSpec] = None,
+    spec=None,
 ) -> dict:
     """Stages a miniature MS MARCO passage collection in the datamaestro
     folder ``datadir`` (the future ``DATAMAESTRO_DIR``)
@@ -300,6 +298,8 @@ def stage_msmarco(
     or ``<id>@text`` -> the staged paths); ``hf_mirror`` (the mirror root);
     ``hard_negatives_file``, ``ce_scores_file``; ``ids`` and ``text_ids``.
     """
+    from splade.debug_data import DebugCollectionSpec, generate
+
     datadir = Path(datadir)
     spec = spec or DebugCollectionSpec(seed=seed, documents=documents)
     collection = generate(spec)
@@ -467,9 +467,8 @@ def beir_dataset(name: str) -> str:
     as they are"""
     if name.startswith("org.beir."):
         return name
-    from datamaestro.download.archive import ZipDownloader
-
     from datamaestro.context import Context
+    from datamaestro.download.archive import ZipDownloader
 
     repository = next(r for r in Context.instance().repositories() if r.id == "ir")
     found = []
@@ -645,10 +644,15 @@ def prepare_offline(
     Each request is a dict: ``id`` (a dataset id, ``<id>@<repository>`` to
     take it from a given repository, e.g. ``@text``), and optionally
     ``lookup`` (document ids whose text to return), ``all_documents`` (return
-    every document's text) and ``samples`` (the number of training samples
-    to return, 5 by default). See :func:`_summary` for what comes back, per
-    id (the key of the request); ``downloads`` lists the download functions
-    that were called (each refuses to run).
+    every document's text), ``samples`` (the number of training samples to
+    return, 5 by default) and ``expect_error`` (an error is returned as
+    ``error`` instead of stopping everything). See :func:`_summary` for what
+    comes back, per id (the key of the request), with ``repository`` (the
+    datamaestro repository the dataset came from), ``datapath`` (its
+    folder), ``is_prepared`` and ``downloads``, the download functions it
+    called (each of them is replaced by one that refuses to run). The key
+    ``downloads`` lists them all, and ``network_guard`` says whether
+    tests/network_guard.py was installed in the process.
     """
     env = dict(os.environ if env is None else env)
     env["DATAMAESTRO_DIR"] = str(datadir)
@@ -803,6 +807,8 @@ def _summary(config, request: dict) -> dict:
 def _main(request_file: str, result_file: str):
     """Prepares the requested datasets (in this process: see
     :func:`prepare_offline`)"""
+    import socket
+
     from datamaestro import prepare_dataset
     from datamaestro.definitions import AbstractDataset
 
@@ -810,18 +816,27 @@ def _main(request_file: str, result_file: str):
     results = {}
     for request in json.loads(Path(request_file).read_text()):
         dataset_id, _, repository = request["id"].partition("@")
-        if repository:
-            wrapper = dataset_wrapper(dataset_id, repository)
-            config = wrapper.prepare(download=True)
-        else:
-            wrapper = AbstractDataset.find(dataset_id)
-            config = prepare_dataset(dataset_id)
-        summary = _summary(config, request)
+        before = len(_DOWNLOADS)
+        try:
+            if repository:
+                wrapper = dataset_wrapper(dataset_id, repository)
+                config = wrapper.prepare(download=True)
+            else:
+                wrapper = AbstractDataset.find(dataset_id)
+                config = prepare_dataset(dataset_id)
+            summary = _summary(config, request)
+            summary["is_prepared"] = wrapper.is_prepared()
+        except Exception as exc:
+            if not request.get("expect_error"):
+                raise
+            summary = {"error": f"{exc!r} (from {exc.__cause__!r})"}
         summary["repository"] = wrapper.repository.id
         summary["datapath"] = str(wrapper.datapath)
-        summary["is_prepared"] = wrapper.is_prepared()
+        summary["downloads"] = _DOWNLOADS[before:]
         results[request["id"]] = summary
     results["downloads"] = _DOWNLOADS
+    # Whether tests/network_guard.py is installed (as sitecustomize)
+    results["network_guard"] = socket.socket.connect.__name__ == "guarded_connect"
     Path(result_file).write_text(json.dumps(results))
 
 
