@@ -221,6 +221,17 @@ def mark_complete(datadir: Path, dataset_id: str, resource: str, repository="ir"
     return folder / ".state.json"
 
 
+def _check_not_prepared(datadir: Path, ids: Iterable[str]):
+    """Staging again where datamaestro has already prepared a dataset would
+    leave what it derived from the old files (document stores, judged query
+    ids): stage into a new folder instead"""
+    for key in ids:
+        dataset_id, _, repository = key.partition("@")
+        folder = staged_path(datadir, dataset_id, repository=repository or "ir")
+        if (folder / ".state.json").exists():
+            raise RuntimeError(f"{key} was already prepared in {datadir}")
+
+
 def _write(path: Path, lines: Iterable[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wt", encoding="utf-8") as fp:
@@ -286,7 +297,14 @@ def stage_msmarco(
     the name datamaestro_ir asks for, and the cross-encoder scores pickle, a
     gzip-compressed dict qid (int) -> {pid (int): score}) are written in
     ``<datadir>/hf/sentence-transformers/msmarco-hard-negatives/``, the
-    layout of datamaestro's ``DATAMAESTRO_HF_DATASETS_CACHE`` mirrors.
+    layout of datamaestro's ``DATAMAESTRO_HF_DATASETS_CACHE`` mirrors. That
+    dataset prepares, but cannot be read offline: its configuration names the
+    Hub repository (``local_path`` stays None even when a mirror serves the
+    download: ``HFDownloader.download`` sets it on the resource after
+    ``AbstractDataset.prepare`` has built the configuration), reading it
+    needs the ``datasets`` library (not installed here), and its ``iter``
+    fails (datamaestro_ir 0.5.0, data/huggingface.py:33 calls the
+    keyword-only ``PairwiseSample`` with positional arguments).
 
     Returns a dict: ``datadir``; ``spec``; ``documents`` (the passage texts,
     indexed by pid); ``queries`` (split -> {qid: text}, splits ``train``,
@@ -297,10 +315,14 @@ def stage_msmarco(
     [pid]}}, ints); ``ce_scores`` (the pickled dict); ``files`` (dataset id,
     or ``<id>@text`` -> the staged paths); ``hf_mirror`` (the mirror root);
     ``hard_negatives_file``, ``ce_scores_file``; ``ids`` and ``text_ids``.
+    Raises RuntimeError where datamaestro has already prepared one of these
+    datasets (what it derived from the files would be stale): stage in a new
+    folder.
     """
     from splade.debug_data import DebugCollectionSpec, generate
 
     datadir = Path(datadir)
+    _check_not_prepared(datadir, MSMARCO_IDS + [f"{i}@text" for i in MSMARCO_TEXT_IDS])
     spec = spec or DebugCollectionSpec(seed=seed, documents=documents)
     collection = generate(spec)
     rng = np.random.RandomState(seed)
@@ -513,7 +535,8 @@ def stage_beir(
     ``corpus`` yields (docid, title, text); ``queries`` maps qid -> text;
     ``qrels`` maps a split (``test``, ``train``, ``dev``) -> (qid, docid,
     score) triples. Splits that datamaestro expects but that are not given
-    get a qrels file with only its header.
+    get a qrels file with only its header. Raises RuntimeError where
+    datamaestro has already prepared the dataset (stage in a new folder).
 
     Writes the zip's files (``corpus.jsonl`` with ``_id``/``title``/``text``,
     ``queries.jsonl`` with ``_id``/``text``, ``qrels/<split>.tsv`` with the
@@ -535,6 +558,10 @@ def stage_beir(
     unknown = set(qrels) - set(splits)
     if unknown:
         raise ValueError(f"{dataset_id} has splits {splits}, not {sorted(unknown)}")
+    ids = [dataset_id]
+    if dataset_id.endswith(".collection"):
+        ids += [f"{dataset_id[: -len('.collection')]}.{split}" for split in splits]
+    _check_not_prepared(datadir, ids)
 
     documents = _write(
         folder / "corpus.jsonl",
@@ -558,9 +585,6 @@ def stage_beir(
             ["query-id\tcorpus-id\tscore\n"] + _tsv(rows),
         )
 
-    ids = [dataset_id]
-    if dataset_id.endswith(".collection"):
-        ids += [f"{dataset_id[: -len('.collection')]}.{split}" for split in splits]
     return {
         "dataset": dataset_id,
         "ids": ids,

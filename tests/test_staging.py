@@ -162,6 +162,14 @@ def test_layout(staged):
     assert {p.name for p in beir.iterdir()} >= {"store", "files", ".state.json"}
 
 
+def test_staging_again_after_preparation_is_refused(staged):
+    """datamaestro would keep what it built from the old files"""
+    with pytest.raises(RuntimeError, match="already prepared"):
+        stage_msmarco(staged.datadir, documents=100)
+    with pytest.raises(RuntimeError, match="already prepared"):
+        stage_beir(staged.datadir, "arguana", **ARGUANA)
+
+
 def test_duplicated_ids_resolve_to_the_first_repository(staged):
     """prepare_dataset takes the first repository (entry point order) that
     defines an id; both versions are staged"""
@@ -278,6 +286,8 @@ def test_hard_negatives(staged):
         HARD_NEGATIVES_DM_FILE,
         "train",
     )
+    # Read from the Hugging Face hub, not from the staged files
+    assert summary["local_path"] is None
     msmarco = staged.msmarco
     with gzip.open(msmarco["hard_negatives_file"], "rt") as fp:
         records = [json.loads(line) for line in fp]
