@@ -1,0 +1,1088 @@
+"""Exact, exhaustive sparse retrieval (term-at-a-time)
+
+Learned sparse queries (SPLADE) have many terms with flat weights: dynamic
+pruning (MaxScore, WAND) skips little, and scoring *every* posting of the
+query terms into a dense accumulator is faster. This module holds such an
+engine; it depends only on numpy and numba (scipy and impact-index are
+imported lazily, by the converters that need them).
+
+On-disk format (a folder, version 1)
+------------------------------------
+
+- ``offsets.npy``: int64, ``num_terms + 1`` entries; the postings of term
+  ``t`` are ``offsets[t]:offsets[t + 1]``;
+- ``docids.npy``: uint32, ``num_postings`` entries (document ids in
+  ``[0, num_docs)``), increasing within a term (ties, i.e. a term repeated
+  in a document, keep their insertion order);
+- ``weights.npy``: float32, ``num_postings`` entries;
+- ``meta.json``: ``{"format": "splade-exhaustive", "version": 1,
+  "num_docs": ..., "num_terms": ..., "num_postings": ...}``, written last (a
+  folder without it is an unfinished build).
+
+Postings with a zero weight are dropped when building.
+
+Entry points
+------------
+
+- :class:`IndexBuilder` (memory-bounded, spills sorted runs to disk),
+  :func:`build_index` (from an iterator of documents),
+  :func:`from_csr` (from a scipy CSR matrix, one row per document),
+  :func:`from_impact_index` (from an impact-index index, as built by xpmir's
+  ``SparseRetrieverIndexBuilder``);
+- :meth:`SparseIndex.load`, :meth:`SparseIndex.searcher`;
+- :meth:`Searcher.search` (one query) and :meth:`Searcher.search_batch`
+  (many queries, optionally on several threads).
+
+Scores
+------
+
+The score of a document is the sum, over the query terms in the given
+order, of ``float32(query weight) * float32(document weight)``, multiplied
+and accumulated in float32. It equals the float64 dot product up to float32
+rounding (a relative error of about ``1e-7`` times the number of query
+terms). Results are sorted by decreasing score, ties broken by the smaller
+document id, and only documents with a score > 0 are returned (so at most
+``k``, possibly fewer).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "IndexBuilder",
+    "SparseIndex",
+    "Searcher",
+    "build_index",
+    "from_csr",
+    "from_impact_index",
+]
+
+FORMAT = "splade-exhaustive"
+VERSION = 1
+MiB = 2**20
+DEFAULT_BUDGET = 256 * MiB
+
+# Bytes of builder memory per buffered posting: term (4), document (4) and
+# weight (4) in the buffer, plus the sort: a permutation (8) and the sorted
+# copies (12)
+BYTES_PER_POSTING = 32
+MIN_CAPACITY = 256
+
+MAX_UINT32 = 2**32 - 1
+
+
+# --- Small helpers
+
+
+def _npy_header(dtype, length: int) -> bytes:
+    """The header of a 1-D ``.npy`` file (written before streamed data)"""
+    import io
+
+    buffer = io.BytesIO()
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+        "fortran_order": False,
+        "shape": (int(length),),
+    }
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue()
+
+
+def _write_meta(folder: Path, num_docs: int, num_terms: int, num_postings: int):
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "num_docs": int(num_docs),
+        "num_terms": int(num_terms),
+        "num_postings": int(num_postings),
+    }
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+@njit(cache=True)
+def _counting_sort(terms, num_terms):
+    """Stable permutation sorting ``terms`` (in ``[0, num_terms)``)"""
+    counts = np.zeros(num_terms + 1, np.int64)
+    for i in range(terms.shape[0]):
+        counts[terms[i] + 1] += 1
+    for t in range(num_terms):
+        counts[t + 1] += counts[t]
+    order = np.empty(terms.shape[0], np.int64)
+    for i in range(terms.shape[0]):
+        t = terms[i]
+        order[counts[t]] = i
+        counts[t] += 1
+    return order
+
+
+def _sort_postings(terms, docs, num_terms: int, docs_in_order: bool):
+    """Permutation sorting postings by (term, document), stable: a counting
+    sort when the documents arrived in non-decreasing order, else a stable
+    sort of the packed key (which merges sorted runs quickly)"""
+    if docs_in_order:
+        return _counting_sort(terms, num_terms)
+    keys = (terms.astype(np.uint64) << np.uint64(32)) | docs.astype(np.uint64)
+    return np.argsort(keys, kind="stable")
+
+
+# --- Builder
+
+
+class _Run:
+    """A sorted run spilled to disk: docids and weights (raw arrays), and
+    per-term offsets (kept in memory)"""
+
+    def __init__(self, folder: Path, number: int, terms, docs, weights):
+        self.docs_path = folder / f"run-{number:05d}.docids"
+        self.weights_path = folder / f"run-{number:05d}.weights"
+        docs.tofile(self.docs_path)
+        weights.tofile(self.weights_path)
+        counts = np.bincount(terms, minlength=1)
+        self.offsets = np.zeros(counts.shape[0] + 1, np.int64)
+        np.cumsum(counts, out=self.offsets[1:])
+
+    def bounds(self, term: int) -> int:
+        """Position of the first posting of ``term`` (terms past the run's
+        last term start at its end)"""
+        return int(self.offsets[min(term, self.offsets.shape[0] - 1)])
+
+    def read(self, start: int, stop: int):
+        count = stop - start
+        docs = np.fromfile(self.docs_path, np.uint32, count, offset=4 * start)
+        weights = np.fromfile(self.weights_path, np.float32, count, offset=4 * start)
+        return docs, weights
+
+    def counts(self, num_terms: int):
+        counts = np.zeros(num_terms, np.int64)
+        c = np.diff(self.offsets)
+        counts[: c.shape[0]] = c
+        return counts
+
+    def remove(self):
+        self.docs_path.unlink(missing_ok=True)
+        self.weights_path.unlink(missing_ok=True)
+
+
+class IndexBuilder:
+    """Builds an index folder from documents given in any order, in bounded
+    memory.
+
+    Postings are buffered in preallocated numpy arrays (12 bytes each) up to
+    ``memory_budget`` bytes (``memory_budget / 32`` postings: the sort needs
+    a permutation and sorted copies too); a full buffer is sorted by (term,
+    document) and spilled to disk as a *run*. :meth:`finish` merges the
+    runs term range by term range (each range holds at most a buffer's
+    worth of postings), writing ``docids.npy`` and ``weights.npy``
+    sequentially with plain file writes.
+
+    Peak memory: about ``memory_budget`` bytes, plus the per-run term
+    offsets (``8 * num_terms`` bytes per run), plus, when a single term has
+    more postings than a buffer holds, ``32`` bytes per posting of that term
+    (a term is never split across merge ranges). The output is never held
+    in memory (the page cache holds what was written, as for any file).
+    Temporary disk space: the size of the index (the runs), removed at the
+    end.
+
+    With documents added in non-decreasing id order (the usual case) sorting
+    is a linear counting sort; otherwise a stable sort by (term, document).
+    In both cases the output is the same whatever the budget: postings
+    sorted by (term, document), ties (a term repeated in a document) in
+    insertion order.
+
+    :param folder: the index folder (created; ``meta.json`` is written last)
+    :param num_terms: the vocabulary size (default: largest term id + 1)
+    :param num_docs: the number of documents (default: largest id + 1)
+    :param memory_budget: bytes of buffers (default 256 MiB)
+    :param tmp_folder: where runs go (default: ``folder / "_runs"``)
+    """
+
+    def __init__(
+        self,
+        folder,
+        num_terms: int | None = None,
+        num_docs: int | None = None,
+        memory_budget: int = DEFAULT_BUDGET,
+        tmp_folder=None,
+    ):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "meta.json").unlink(missing_ok=True)
+        self.tmp_folder = (
+            Path(tmp_folder) if tmp_folder is not None else self.folder / "_runs"
+        )
+        self.num_terms = num_terms
+        self.num_docs = num_docs
+        self.memory_budget = int(memory_budget)
+        self.capacity = max(MIN_CAPACITY, self.memory_budget // BYTES_PER_POSTING)
+        self._terms = np.empty(self.capacity, np.uint32)
+        self._docs = np.empty(self.capacity, np.uint32)
+        self._weights = np.empty(self.capacity, np.float32)
+        self._size = 0
+        self._runs: list[_Run] = []
+        self._max_term = -1
+        self._max_doc = -1
+        self._last_doc = -1
+        self._docs_in_order = True
+        self._finished = False
+
+    @property
+    def runs(self) -> int:
+        """Number of runs spilled so far"""
+        return len(self._runs)
+
+    def add(self, docid: int, term_ids, weights):
+        """Adds a document (``term_ids`` and ``weights`` of the same length)"""
+        term_ids = np.asarray(term_ids)
+        self._add(
+            np.full(term_ids.shape[0], docid, np.int64),
+            term_ids,
+            np.asarray(weights),
+            int(docid),
+            int(docid),
+        )
+
+    def add_batch(self, first_docid: int, indptr, term_ids, weights):
+        """Adds documents ``first_docid, first_docid + 1, ...`` given as CSR
+        arrays: the terms of document ``first_docid + i`` are
+        ``term_ids[indptr[i]:indptr[i + 1]]`` (``indptr[0]`` may be > 0)"""
+        indptr = np.asarray(indptr, np.int64)
+        count = indptr.shape[0] - 1
+        if count <= 0:
+            return
+        start, stop = int(indptr[0]), int(indptr[-1])
+        lengths = np.diff(indptr)
+        docs = np.repeat(np.arange(first_docid, first_docid + count), lengths)
+        self._add(
+            docs,
+            np.asarray(term_ids)[start:stop],
+            np.asarray(weights)[start:stop],
+            int(first_docid),
+            int(first_docid) + count - 1,
+        )
+
+    def _add(self, docs, terms, weights, first_doc: int, last_doc: int):
+        if self._finished:
+            raise RuntimeError("the index has been built")
+        if not (terms.shape == weights.shape == docs.shape) or terms.ndim != 1:
+            raise ValueError("term ids and weights must be 1-D, of the same length")
+        if first_doc < 0 or last_doc > MAX_UINT32:
+            raise ValueError(f"document ids must be in [0, 2^32): {first_doc}")
+        if self.num_docs is not None and last_doc >= self.num_docs:
+            raise ValueError(f"document id {last_doc} >= num_docs={self.num_docs}")
+        if first_doc < self._last_doc:
+            self._docs_in_order = False
+        self._last_doc = max(self._last_doc, last_doc)
+        self._max_doc = max(self._max_doc, last_doc)
+        keep = weights != 0
+        if not keep.all():
+            docs, terms, weights = docs[keep], terms[keep], weights[keep]
+        if terms.shape[0] == 0:
+            return
+        low, high = int(terms.min()), int(terms.max())
+        if low < 0 or high > MAX_UINT32:
+            raise ValueError("term ids must be in [0, 2^32)")
+        if self.num_terms is not None and high >= self.num_terms:
+            raise ValueError(f"term id {high} >= num_terms={self.num_terms}")
+        self._max_term = max(self._max_term, high)
+        position, total = 0, terms.shape[0]
+        while position < total:
+            if self._size == self.capacity:
+                self._spill()
+            n = min(self.capacity - self._size, total - position)
+            s = self._size
+            self._terms[s : s + n] = terms[position : position + n]
+            self._docs[s : s + n] = docs[position : position + n]
+            self._weights[s : s + n] = weights[position : position + n]
+            self._size += n
+            position += n
+
+    def _sorted_buffer(self):
+        n = self._size
+        terms, docs = self._terms[:n], self._docs[:n]
+        order = _sort_postings(terms, docs, self._max_term + 1, self._docs_in_order)
+        return terms[order], docs[order], self._weights[:n][order]
+
+    def _spill(self):
+        if self._size == 0:
+            return
+        self.tmp_folder.mkdir(parents=True, exist_ok=True)
+        terms, docs, weights = self._sorted_buffer()
+        self._runs.append(_Run(self.tmp_folder, len(self._runs), terms, docs, weights))
+        del terms, docs, weights
+        self._size = 0
+
+    def finish(self) -> "SparseIndex":
+        """Writes the index; returns it (loaded in memory)"""
+        if self._finished:
+            raise RuntimeError("the index has already been built")
+        self._finished = True
+        num_terms = self.num_terms if self.num_terms is not None else self._max_term + 1
+        num_docs = self.num_docs if self.num_docs is not None else self._max_doc + 1
+        folder = self.folder
+        if self._runs:
+            self._spill()
+            counts = sum(run.counts(num_terms) for run in self._runs)
+        else:
+            terms, docs, weights = self._sorted_buffer()
+            counts = np.bincount(terms, minlength=num_terms).astype(np.int64)
+        offsets = np.zeros(num_terms + 1, np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        total = int(offsets[-1])
+        np.save(folder / "offsets.npy", offsets)
+        with (
+            (folder / "docids.npy").open("wb") as fdocs,
+            (folder / "weights.npy").open("wb") as fweights,
+        ):
+            fdocs.write(_npy_header(np.uint32, total))
+            fweights.write(_npy_header(np.float32, total))
+            if not self._runs:
+                docs.tofile(fdocs)
+                weights.tofile(fweights)
+                del terms, docs, weights
+            else:
+                self._merge(offsets, fdocs, fweights)
+        # frees the buffers before loading
+        self._terms = self._docs = self._weights = None
+        for run in self._runs:
+            run.remove()
+        if self.tmp_folder.exists() and not any(self.tmp_folder.iterdir()):
+            self.tmp_folder.rmdir()
+        _write_meta(folder, num_docs, num_terms, total)
+        return SparseIndex.load(folder)
+
+    def _merge(self, offsets, fdocs, fweights):
+        """Writes the postings term range by term range: each range gathers
+        the runs' slices (each sorted), then sorts them stably by (term,
+        document)"""
+        num_terms = offsets.shape[0] - 1
+        capacity = self.capacity
+        start = 0
+        while start < num_terms:
+            # the largest range [start, stop) within capacity (at least a term)
+            limit = offsets[start] + capacity
+            stop = int(np.searchsorted(offsets, limit, side="right")) - 1
+            stop = min(max(stop, start + 1), num_terms)
+            size = int(offsets[stop] - offsets[start])
+            if size == 0:
+                start = stop
+                continue
+            terms = np.empty(size, np.uint32)
+            docs = np.empty(size, np.uint32)
+            weights = np.empty(size, np.float32)
+            position = 0
+            for run in self._runs:
+                a, b = run.bounds(start), run.bounds(stop)
+                if b == a:
+                    continue
+                d, w = run.read(a, b)
+                n = b - a
+                docs[position : position + n] = d
+                weights[position : position + n] = w
+                # the local term of each posting of the slice
+                local = np.diff(run.offsets[start : stop + 1].clip(a, b))
+                terms[position : position + n] = np.repeat(
+                    np.arange(local.shape[0], dtype=np.uint32), local
+                )
+                position += n
+            assert position == size
+            order = _sort_postings(terms, docs, stop - start, self._docs_in_order)
+            docs[order].tofile(fdocs)
+            weights[order].tofile(fweights)
+            del terms, docs, weights, order
+            start = stop
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            for run in self._runs:
+                run.remove()
+        elif not self._finished:
+            self.finish()
+
+
+def build_index(
+    folder,
+    documents: Iterable[tuple[int, Sequence[int], Sequence[float]]],
+    num_terms: int | None = None,
+    num_docs: int | None = None,
+    memory_budget: int = DEFAULT_BUDGET,
+) -> "SparseIndex":
+    """Builds an index from ``(docid, term_ids, weights)`` triples (see
+    :class:`IndexBuilder` for the memory used)"""
+    builder = IndexBuilder(folder, num_terms, num_docs, memory_budget)
+    for docid, term_ids, weights in documents:
+        builder.add(docid, term_ids, weights)
+    return builder.finish()
+
+
+def from_csr(
+    matrix,
+    folder,
+    memory_budget: int = DEFAULT_BUDGET,
+    batch_rows: int = 65536,
+) -> "SparseIndex":
+    """Builds an index from a scipy sparse matrix (one row per document, one
+    column per term), fed to :class:`IndexBuilder` by batches of rows"""
+    import scipy.sparse as sp
+
+    matrix = sp.csr_matrix(matrix)
+    num_docs, num_terms = matrix.shape
+    builder = IndexBuilder(folder, num_terms, num_docs, memory_budget)
+    for first in range(0, num_docs, batch_rows):
+        last = min(first + batch_rows, num_docs)
+        builder.add_batch(
+            first, matrix.indptr[first : last + 1], matrix.indices, matrix.data
+        )
+    return builder.finish()
+
+
+# --- impact-index conversion
+
+# impact-index 1.7.1 "forward" index (what IndexBuilder.build writes):
+# ``postings.dat`` holds pages of (docid: u64, value: f32) big-endian records;
+# ``information.bin`` holds a header (b"XDIF", u32 version = 1, u32 number of
+# terms, u32 2), then for each term: u32 number of pages, f32 max value, u64
+# max docid, u32 number of postings, and its pages (u64 byte position, u32
+# number of postings, f32 max value, u64 max docid). Read with numpy when
+# ``manifest.json`` says format_version 3 / index_kind forward (checked
+# against impact-index's own iterators in the tests), else through
+# ``Index.postings`` (the library has no bulk API).
+
+_II_RECORD = np.dtype([("doc", ">u8"), ("value", ">f4")])
+_II_PAGE = np.dtype(
+    [("position", "<u8"), ("length", "<u4"), ("max", "<f4"), ("max_doc", "<u8")]
+)
+assert _II_RECORD.itemsize == 12 and _II_PAGE.itemsize == 24
+
+
+@dataclass
+class _ImpactTerms:
+    """Pages of each term of an impact-index forward index"""
+
+    lengths: np.ndarray  # postings per term
+    max_docs: np.ndarray  # largest docid per term
+    page_starts: np.ndarray  # per term, first page (into the page arrays)
+    page_positions: np.ndarray  # per page, first record
+    page_lengths: np.ndarray
+
+
+def _read_impact_information(path: Path) -> _ImpactTerms | None:
+    """Parses ``information.bin``, or None when the layout is not the one
+    known (``from_impact_index`` then uses the library's iterators)"""
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+        raw = (path / "information.bin").read_bytes()
+        postings_size = (path / "postings.dat").stat().st_size
+    except (OSError, ValueError):
+        return None
+    if manifest.get("format_version") != 3 or manifest.get("index_kind") != "forward":
+        return None
+    if len(raw) < 16:
+        return None
+    magic, version, num_terms, fourth = struct.unpack_from("<4sIII", raw, 0)
+    if magic != b"XDIF" or version != 1 or fourth != 2:
+        return None
+    lengths = np.zeros(num_terms, np.int64)
+    max_docs = np.zeros(num_terms, np.int64)
+    page_starts = np.zeros(num_terms + 1, np.int64)
+    pages = []
+    position = 16
+    unpack = struct.Struct("<IfQI").unpack_from
+    try:
+        for t in range(num_terms):
+            n_pages, _, max_doc, length = unpack(raw, position)
+            position += 20
+            term_pages = np.frombuffer(raw, _II_PAGE, n_pages, position)
+            position += 24 * n_pages
+            if int(term_pages["length"].sum()) != length:
+                return None
+            lengths[t], max_docs[t] = length, max_doc
+            page_starts[t + 1] = page_starts[t] + n_pages
+            pages.append(term_pages)
+    except (struct.error, ValueError):
+        return None
+    if position != len(raw):
+        return None
+    pages = np.concatenate(pages) if pages else np.zeros(0, _II_PAGE)
+    if pages.shape[0] and (pages["position"] % 12 != 0).any():
+        return None
+    page_positions = (pages["position"] // 12).astype(np.int64)
+    page_lengths = pages["length"].astype(np.int64)
+    if page_positions.shape[0] and (
+        (page_positions + page_lengths).max() * 12 > postings_size
+    ):
+        return None
+    return _ImpactTerms(lengths, max_docs, page_starts, page_positions, page_lengths)
+
+
+def _ranges(starts, lengths):
+    """Concatenation of ``arange(s, s + n)`` for each (s, n)"""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    steps = np.ones(total, np.int64)
+    ends = np.cumsum(lengths)
+    nonempty = lengths > 0
+    starts, lengths, ends = starts[nonempty], lengths[nonempty], ends[nonempty]
+    steps[0] = starts[0]
+    # at the first element of each following range: jump to its start
+    steps[ends[:-1]] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)
+    return np.cumsum(steps)
+
+
+def _check_sorted(docs):
+    """Stable order by document (impact-index keeps insertion order)"""
+    if docs.shape[0] > 1 and (docs[1:] < docs[:-1]).any():
+        return np.argsort(docs, kind="stable")
+    return None
+
+
+def from_impact_index(
+    index_path,
+    folder,
+    memory_budget: int = DEFAULT_BUDGET,
+    num_docs: int | None = None,
+    method: str = "auto",
+) -> "SparseIndex":
+    """Converts an impact-index (1.7.x) index into an index folder
+
+    The source is term-major, so the conversion streams term by term,
+    gathering groups of terms of at most ``memory_budget / 32`` postings
+    (one term at least), and writes the output sequentially.
+
+    :param method: ``"numpy"`` reads ``information.bin`` and
+        ``postings.dat`` directly (impact-index 1.7.1's forward layout,
+        described above; about 20 ms per million postings); ``"iterator"``
+        goes through ``impact_index.Index.postings(term)`` (about 0.3 s per
+        million postings: one Python object per posting); ``"auto"`` (the
+        default) uses numpy when the layout is recognised.
+    :param num_docs: default: the largest document id + 1
+    """
+    index_path, folder = Path(index_path), Path(folder)
+    information = None
+    if method in ("auto", "numpy"):
+        information = _read_impact_information(index_path)
+        if information is None and method == "numpy":
+            raise ValueError(f"{index_path}: not an impact-index 1.7 forward index")
+    elif method != "iterator":
+        raise ValueError(f"unknown method {method!r}")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "meta.json").unlink(missing_ok=True)
+    capacity = max(MIN_CAPACITY, int(memory_budget) // BYTES_PER_POSTING)
+
+    if information is not None:
+        lengths = information.lengths
+        max_doc = int(information.max_docs[lengths > 0].max(initial=-1))
+        num_terms = lengths.shape[0]
+        records = np.memmap(index_path / "postings.dat", _II_RECORD, mode="r")
+
+        def groups() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            cumulative = np.concatenate([[0], np.cumsum(lengths)])
+            start = 0
+            while start < num_terms:
+                limit = cumulative[start] + capacity
+                stop = int(np.searchsorted(cumulative, limit, side="right")) - 1
+                stop = min(max(stop, start + 1), num_terms)
+                p0, p1 = information.page_starts[start], information.page_starts[stop]
+                where = _ranges(
+                    information.page_positions[p0:p1], information.page_lengths[p0:p1]
+                )
+                chunk = records[where]
+                docs, values = chunk["doc"], chunk["value"].astype(np.float32)
+                # terms are contiguous: sort each one's postings if needed
+                bounds = cumulative[start : stop + 1] - cumulative[start]
+                for t in range(stop - start):
+                    a, b = bounds[t], bounds[t + 1]
+                    order = _check_sorted(docs[a:b])
+                    if order is not None:
+                        docs[a:b], values[a:b] = docs[a:b][order], values[a:b][order]
+                yield docs, values
+                start = stop
+
+    else:
+        import impact_index
+
+        source = impact_index.Index.load(str(index_path), False)
+        num_terms = source.num_postings()  # (the number of terms)
+        lengths = np.array(
+            [source.postings(t).length() for t in range(num_terms)], np.int64
+        )
+        max_doc = max(
+            (source.postings(t).max_doc_id() for t in range(num_terms) if lengths[t]),
+            default=-1,
+        )
+
+        def groups() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            docs, values, size = [], [], 0
+            for t in range(num_terms):
+                if lengths[t] == 0:
+                    continue
+                pairs = [(p.docid, p.value) for p in source.postings(t)]
+                d = np.fromiter((p[0] for p in pairs), np.uint64, len(pairs))
+                v = np.fromiter((p[1] for p in pairs), np.float32, len(pairs))
+                order = _check_sorted(d)
+                if order is not None:
+                    d, v = d[order], v[order]
+                docs.append(d)
+                values.append(v)
+                size += len(pairs)
+                if size >= capacity:
+                    yield np.concatenate(docs), np.concatenate(values)
+                    docs, values, size = [], [], 0
+            if docs:
+                yield np.concatenate(docs), np.concatenate(values)
+
+    if max_doc > MAX_UINT32:
+        raise ValueError(f"document id {max_doc} does not fit in 32 bits")
+    if num_docs is None:
+        num_docs = max_doc + 1
+    elif max_doc >= num_docs:
+        raise ValueError(f"document id {max_doc} >= num_docs={num_docs}")
+    offsets = np.zeros(num_terms + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    total = int(offsets[-1])
+    np.save(folder / "offsets.npy", offsets)
+    written = 0
+    with (
+        (folder / "docids.npy").open("wb") as fdocs,
+        (folder / "weights.npy").open("wb") as fweights,
+    ):
+        fdocs.write(_npy_header(np.uint32, total))
+        fweights.write(_npy_header(np.float32, total))
+        for docs, values in groups():
+            docs.astype(np.uint32).tofile(fdocs)
+            values.astype(np.float32, copy=False).tofile(fweights)
+            written += docs.shape[0]
+    if written != total:
+        raise RuntimeError(f"{written} postings read, {total} expected")
+    _write_meta(folder, num_docs, num_terms, total)
+    return SparseIndex.load(folder)
+
+
+# --- Index
+
+
+class SparseIndex:
+    """A term-major index: ``offsets`` (int64), ``docids`` (uint32),
+    ``weights`` (float32); see the module's documentation"""
+
+    def __init__(self, offsets, docids, weights, num_docs: int, folder=None):
+        self.offsets = offsets
+        self.docids = docids
+        self.weights = weights
+        self.num_docs = int(num_docs)
+        self.num_terms = offsets.shape[0] - 1
+        self.num_postings = int(offsets[-1])
+        self.folder = Path(folder) if folder is not None else None
+
+    @classmethod
+    def load(cls, folder, mmap: bool = False) -> "SparseIndex":
+        """Loads an index folder, fully in memory or (``mmap=True``) mapped
+        read-only"""
+        folder = Path(folder)
+        meta = json.loads((folder / "meta.json").read_text())
+        if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+            raise ValueError(f"{folder}: not a {FORMAT} index, version {VERSION}")
+        mode = "r" if mmap else None
+        offsets = np.load(folder / "offsets.npy", mmap_mode=mode)
+        docids = np.load(folder / "docids.npy", mmap_mode=mode)
+        weights = np.load(folder / "weights.npy", mmap_mode=mode)
+        checks = (
+            offsets.dtype == np.int64
+            and docids.dtype == np.uint32
+            and weights.dtype == np.float32
+            and offsets.shape == (meta["num_terms"] + 1,)
+            and docids.shape == weights.shape == (meta["num_postings"],)
+            and offsets[-1] == meta["num_postings"]
+        )
+        if not checks:
+            raise ValueError(f"{folder}: arrays inconsistent with meta.json")
+        # plain ndarray views (of the mapping when mmap) for numba
+        return cls(
+            np.asarray(offsets),
+            np.asarray(docids),
+            np.asarray(weights),
+            meta["num_docs"],
+            folder,
+        )
+
+    def searcher(self, **kwargs) -> "Searcher":
+        return Searcher(self, **kwargs)
+
+    def __repr__(self):
+        return (
+            f"SparseIndex({self.num_docs} documents, {self.num_terms} terms,"
+            f" {self.num_postings} postings)"
+        )
+
+
+# --- Search kernels (numba)
+
+
+@njit(cache=True, inline="always")
+def _worse(score_a, doc_a, score_b, doc_b):
+    """Whether (score_a, doc_a) ranks after (score_b, doc_b)"""
+    return score_a < score_b or (score_a == score_b and doc_a > doc_b)
+
+
+@njit(cache=True)
+def _sift_down(heap_s, heap_d, size, i):
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            return
+        child = left
+        right = left + 1
+        if right < size and _worse(
+            heap_s[right], heap_d[right], heap_s[left], heap_d[left]
+        ):
+            child = right
+        if _worse(heap_s[child], heap_d[child], heap_s[i], heap_d[i]):
+            heap_s[i], heap_s[child] = heap_s[child], heap_s[i]
+            heap_d[i], heap_d[child] = heap_d[child], heap_d[i]
+            i = child
+        else:
+            return
+
+
+@njit(cache=True, inline="always")
+def _heap_offer(heap_s, heap_d, size, k, score, doc):
+    """Offers a candidate to a heap of the k best (worst at the root);
+    returns the new size"""
+    if size < k:
+        i = size
+        heap_s[i] = score
+        heap_d[i] = doc
+        while i > 0:
+            parent = (i - 1) // 2
+            if _worse(heap_s[i], heap_d[i], heap_s[parent], heap_d[parent]):
+                heap_s[i], heap_s[parent] = heap_s[parent], heap_s[i]
+                heap_d[i], heap_d[parent] = heap_d[parent], heap_d[i]
+                i = parent
+            else:
+                break
+        return size + 1
+    if _worse(heap_s[0], heap_d[0], score, doc):
+        heap_s[0] = score
+        heap_d[0] = doc
+        _sift_down(heap_s, heap_d, size, 0)
+    return size
+
+
+@njit(cache=True)
+def _heap_sort(heap_s, heap_d, size):
+    """Sorts the heap in place, best first"""
+    n = size
+    while n > 1:
+        n -= 1
+        heap_s[0], heap_s[n] = heap_s[n], heap_s[0]
+        heap_d[0], heap_d[n] = heap_d[n], heap_d[0]
+        _sift_down(heap_s, heap_d, n, 0)
+
+
+@njit(cache=True)
+def _accumulate(offsets, docids, weights, q_terms, q_weights, acc, touched, track):
+    """Adds every posting of the query terms into ``acc``; with ``track``,
+    lists the documents whose score was 0 before (``touched``) and returns
+    their number, or -1 when the list is full (possible only when a score
+    comes back to exactly 0: negative weights)"""
+    num_terms = offsets.shape[0] - 1
+    n = 0
+    capacity = touched.shape[0]
+    overflow = False
+    for i in range(q_terms.shape[0]):
+        t = q_terms[i]
+        w = q_weights[i]
+        if t < 0 or t >= num_terms or w == 0:
+            continue
+        start, stop = offsets[t], offsets[t + 1]
+        if track and not overflow:
+            for p in range(start, stop):
+                d = docids[p]
+                old = acc[d]
+                if old == 0:
+                    if n == capacity:
+                        overflow = True
+                    else:
+                        touched[n] = d
+                        n += 1
+                acc[d] = old + w * weights[p]
+        else:
+            for p in range(start, stop):
+                d = docids[p]
+                acc[d] += w * weights[p]
+    return -1 if overflow else n
+
+
+@njit(cache=True)
+def _postings_count(offsets, q_terms, q_weights):
+    num_terms = offsets.shape[0] - 1
+    total = 0
+    for i in range(q_terms.shape[0]):
+        t = q_terms[i]
+        if t >= 0 and t < num_terms and q_weights[i] != 0:
+            total += offsets[t + 1] - offsets[t]
+    return total
+
+
+@njit(cache=True)
+def _select_touched(acc, touched, n, k, heap_s, heap_d):
+    """Top-k of the listed documents (score > 0), resetting their
+    accumulators (a document listed twice is seen once: its second reading
+    is 0)"""
+    size = 0
+    for i in range(n):
+        d = touched[i]
+        s = acc[d]
+        acc[d] = 0
+        if s > 0:
+            if size < k or s > heap_s[0] or (s == heap_s[0] and d < heap_d[0]):
+                size = _heap_offer(heap_s, heap_d, size, k, s, d)
+    _heap_sort(heap_s, heap_d, size)
+    return size
+
+
+@njit(cache=True)
+def _select_all(acc, k, heap_s, heap_d):
+    """Top-k of every document (score > 0), resetting the accumulator"""
+    size = 0
+    # documents are scanned in increasing order: a tie never displaces
+    for d in range(acc.shape[0]):
+        s = acc[d]
+        if s > 0:
+            acc[d] = 0
+            if size < k or s > heap_s[0]:
+                size = _heap_offer(heap_s, heap_d, size, k, s, d)
+        elif s != 0:
+            acc[d] = 0
+    _heap_sort(heap_s, heap_d, size)
+    return size
+
+
+@njit(cache=True)
+def _search_one(
+    offsets,
+    docids,
+    weights,
+    q_terms,
+    q_weights,
+    k,
+    acc,
+    touched,
+    heap_s,
+    heap_d,
+    dense_ratio,
+):
+    """One query: returns the number of results, sorted in heap_s/heap_d"""
+    if k <= 0:
+        return 0
+    postings = _postings_count(offsets, q_terms, q_weights)
+    if postings == 0:
+        return 0
+    dense = postings >= dense_ratio * acc.shape[0]
+    n = _accumulate(
+        offsets, docids, weights, q_terms, q_weights, acc, touched, not dense
+    )
+    if dense or n < 0:
+        return _select_all(acc, k, heap_s, heap_d)
+    return _select_touched(acc, touched, n, k, heap_s, heap_d)
+
+
+@njit(cache=True, parallel=True)
+def _search_batch(
+    offsets,
+    docids,
+    weights,
+    q_indptr,
+    q_terms,
+    q_weights,
+    k,
+    num_docs,
+    workers,
+    dense_ratio,
+    out_docs,
+    out_scores,
+    out_counts,
+):
+    """Queries ``q`` of the CSR arrays, interleaved over ``workers`` (each
+    with its own accumulator)"""
+    num_queries = q_indptr.shape[0] - 1
+    for w in prange(workers):
+        acc = np.zeros(num_docs, np.float32)
+        touched = np.empty(num_docs, np.uint32)
+        heap_s = np.empty(k, np.float32)
+        heap_d = np.empty(k, np.int64)
+        for q in range(w, num_queries, workers):
+            a, b = q_indptr[q], q_indptr[q + 1]
+            size = _search_one(
+                offsets,
+                docids,
+                weights,
+                q_terms[a:b],
+                q_weights[a:b],
+                k,
+                acc,
+                touched,
+                heap_s,
+                heap_d,
+                dense_ratio,
+            )
+            out_counts[q] = size
+            out_docs[q, :size] = heap_d[:size]
+            out_scores[q, :size] = heap_s[:size]
+
+
+# --- Searcher
+
+
+class Searcher:
+    """Exhaustive term-at-a-time search of a :class:`SparseIndex`
+
+    Every posting of every query term is added (float32 products, see the
+    module's documentation) into a float32 accumulator over all documents,
+    allocated once and reused: after a query only the entries it touched
+    are reset. Two strategies, chosen per query from its number of postings
+    ``P`` (known before scoring):
+
+    - ``P < dense_ratio * num_docs``: the documents whose accumulator was 0
+      are listed when first reached; the top-k then reads (and resets) only
+      those;
+    - otherwise (most documents are reached anyway): no list; the top-k scans
+      (and resets) the whole accumulator.
+
+    The top-k is a bounded heap (numba) fed the candidates in one pass
+    (faster than ``np.argpartition`` on the touched documents' scores for
+    k=10 and k=1000; see ``bench/exhaustive.py --topk``).
+
+    A searcher is not thread-safe (one accumulator): use one per thread, or
+    :meth:`search_batch`. Memory: 8 bytes per document (accumulator and
+    list).
+    """
+
+    def __init__(self, index: SparseIndex, dense_ratio: float = 1.0):
+        self.index = index
+        self.dense_ratio = float(dense_ratio)
+        self._acc = np.zeros(index.num_docs, np.float32)
+        self._touched = np.empty(index.num_docs, np.uint32)
+        self._heap_s = np.empty(0, np.float32)
+        self._heap_d = np.empty(0, np.int64)
+
+    def _query(self, term_ids, weights):
+        term_ids = np.asarray(term_ids, np.int64).ravel()
+        weights = np.asarray(weights, np.float32).ravel()
+        if term_ids.shape != weights.shape:
+            raise ValueError("term ids and weights must have the same length")
+        return term_ids, weights
+
+    def search(self, term_ids, weights, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The (at most) ``k`` best documents with a score > 0: document ids
+        (int64) and scores (float32), by decreasing score then increasing
+        document id. Query terms outside the index's vocabulary are
+        ignored; a term given twice counts twice."""
+        term_ids, weights = self._query(term_ids, weights)
+        k = int(min(max(k, 0), self.index.num_docs))
+        if self._heap_s.shape[0] < k:
+            self._heap_s = np.empty(k, np.float32)
+            self._heap_d = np.empty(k, np.int64)
+        index = self.index
+        size = _search_one(
+            index.offsets,
+            index.docids,
+            index.weights,
+            term_ids,
+            weights,
+            k,
+            self._acc,
+            self._touched,
+            self._heap_s,
+            self._heap_d,
+            self.dense_ratio,
+        )
+        return self._heap_d[:size].copy(), self._heap_s[:size].copy()
+
+    def search_batch(
+        self, queries, k: int, threads: int = 1
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Searches many queries: ``queries`` is a scipy sparse matrix (one
+        row per query), a ``(indptr, term_ids, weights)`` triple of CSR
+        arrays, or a sequence of ``(term_ids, weights)``. With ``threads`` >
+        1, queries are spread over that many numba threads (at most
+        ``numba.config.NUMBA_NUM_THREADS``), each with its own accumulator
+        (``8 * num_docs`` bytes each). Returns one ``search`` result per
+        query."""
+        indptr, term_ids, weights = _as_csr(queries)
+        num_queries = indptr.shape[0] - 1
+        k = int(min(max(k, 0), self.index.num_docs))
+        out_docs = np.empty((num_queries, k), np.int64)
+        out_scores = np.empty((num_queries, k), np.float32)
+        out_counts = np.zeros(num_queries, np.int64)
+        if num_queries == 0:
+            return []
+        threads = max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
+        workers = min(threads, num_queries)
+        previous = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            index = self.index
+            _search_batch(
+                index.offsets,
+                index.docids,
+                index.weights,
+                indptr,
+                term_ids,
+                weights,
+                k,
+                index.num_docs,
+                workers,
+                self.dense_ratio,
+                out_docs,
+                out_scores,
+                out_counts,
+            )
+        finally:
+            numba.set_num_threads(previous)
+        return [
+            (out_docs[q, : out_counts[q]].copy(), out_scores[q, : out_counts[q]].copy())
+            for q in range(num_queries)
+        ]
+
+
+def _as_csr(queries):
+    """(indptr int64, term ids int64, weights float32) of a batch"""
+    if hasattr(queries, "tocsr"):
+        matrix = queries.tocsr()
+        return (
+            matrix.indptr.astype(np.int64),
+            matrix.indices.astype(np.int64),
+            matrix.data.astype(np.float32),
+        )
+    if isinstance(queries, tuple) and len(queries) == 3:
+        indptr, term_ids, weights = queries
+        return (
+            np.asarray(indptr, np.int64),
+            np.asarray(term_ids, np.int64),
+            np.asarray(weights, np.float32),
+        )
+    terms = [np.asarray(t, np.int64).ravel() for t, _ in queries]
+    weights = [np.asarray(w, np.float32).ravel() for _, w in queries]
+    indptr = np.zeros(len(terms) + 1, np.int64)
+    np.cumsum([len(t) for t in terms], out=indptr[1:])
+    empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return (
+        indptr,
+        np.concatenate(terms) if terms else empty_i,
+        np.concatenate(weights) if weights else empty_f,
+    )
