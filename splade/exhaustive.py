@@ -732,67 +732,6 @@ class SparseIndex:
 # --- Search kernels (numba)
 
 
-@njit(cache=True, inline="always")
-def _worse(score_a, doc_a, score_b, doc_b):
-    """Whether (score_a, doc_a) ranks after (score_b, doc_b)"""
-    return score_a < score_b or (score_a == score_b and doc_a > doc_b)
-
-
-@njit(cache=True)
-def _sift_down(heap_s, heap_d, size, i):
-    while True:
-        left = 2 * i + 1
-        if left >= size:
-            return
-        child = left
-        right = left + 1
-        if right < size and _worse(
-            heap_s[right], heap_d[right], heap_s[left], heap_d[left]
-        ):
-            child = right
-        if _worse(heap_s[child], heap_d[child], heap_s[i], heap_d[i]):
-            heap_s[i], heap_s[child] = heap_s[child], heap_s[i]
-            heap_d[i], heap_d[child] = heap_d[child], heap_d[i]
-            i = child
-        else:
-            return
-
-
-@njit(cache=True, inline="always")
-def _heap_offer(heap_s, heap_d, size, k, score, doc):
-    """Offers a candidate to a heap of the k best (worst at the root);
-    returns the new size"""
-    if size < k:
-        i = size
-        heap_s[i] = score
-        heap_d[i] = doc
-        while i > 0:
-            parent = (i - 1) // 2
-            if _worse(heap_s[i], heap_d[i], heap_s[parent], heap_d[parent]):
-                heap_s[i], heap_s[parent] = heap_s[parent], heap_s[i]
-                heap_d[i], heap_d[parent] = heap_d[parent], heap_d[i]
-                i = parent
-            else:
-                break
-        return size + 1
-    if _worse(heap_s[0], heap_d[0], score, doc):
-        heap_s[0] = score
-        heap_d[0] = doc
-        _sift_down(heap_s, heap_d, size, 0)
-    return size
-
-
-@njit(cache=True)
-def _heap_sort(heap_s, heap_d, size):
-    """Sorts the heap in place, best first"""
-    n = size
-    while n > 1:
-        n -= 1
-        heap_s[0], heap_s[n] = heap_s[n], heap_s[0]
-        heap_d[0], heap_d[n] = heap_d[n], heap_d[0]
-        _sift_down(heap_s, heap_d, n, 0)
-
-
 @njit(cache=True)
 def _accumulate(offsets, docids, weights, q_terms, q_weights, acc, touched, track):
     """Adds every posting of the query terms into ``acc``; with ``track``,
@@ -838,38 +777,86 @@ def _postings_count(offsets, q_terms, q_weights):
     return total
 
 
+# Candidates of the key-buffer top-k: a positive float32 score has an
+# integer bit pattern that grows with it, hence the uint64 key
+# ``(0x7FFFFFFF - bits(score)) << 32 | doc``: smaller is better, by decreasing
+# score then increasing document id (keys are unique).
+_KEY_SHIFT = np.uint64(32)
+_DOC_MASK = np.uint64(0xFFFFFFFF)
+_TOP_BITS = np.uint32(0x7FFFFFFF)
+_NO_KEY = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
 @njit(cache=True)
-def _select_touched(acc, touched, n, k, heap_s, heap_d):
+def _compact(buffer, size, k):
+    """Keeps the ``k`` smallest keys of ``buffer[:size]`` (unordered) in
+    ``buffer[:k]``; returns the largest of them (the new threshold)"""
+    kept = np.partition(buffer[:size], k - 1)[:k]
+    buffer[:k] = kept
+    return kept.max()
+
+
+@njit(cache=True)
+def _finish(buffer, size, k, out_docs, out_scores):
+    """Sorts the candidates, writes the first k; returns their number"""
+    if size > k:
+        keys = np.sort(np.partition(buffer[:size], k - 1)[:k])
+    else:
+        keys = np.sort(buffer[:size])
+    count = min(size, k)
+    score_bits = out_scores.view(np.uint32)
+    for i in range(count):
+        key = keys[i]
+        out_docs[i] = np.int64(key & _DOC_MASK)
+        score_bits[i] = _TOP_BITS - np.uint32(key >> _KEY_SHIFT)
+    return count
+
+
+@njit(cache=True)
+def _select_listed(acc, touched, n, k, buffer, out_docs, out_scores):
     """Top-k of the listed documents (score > 0), resetting their
     accumulators (a document listed twice is seen once: its second reading
     is 0)"""
+    bits = acc.view(np.uint32)
+    capacity = buffer.shape[0]
     size = 0
+    threshold = _NO_KEY
     for i in range(n):
         d = touched[i]
-        s = acc[d]
+        b = bits[d]
         acc[d] = 0
-        if s > 0:
-            if size < k or s > heap_s[0] or (s == heap_s[0] and d < heap_d[0]):
-                size = _heap_offer(heap_s, heap_d, size, k, s, d)
-    _heap_sort(heap_s, heap_d, size)
-    return size
+        # branch-free append (whether it passes is unpredictable)
+        key = (np.uint64(_TOP_BITS - b) << _KEY_SHIFT) | np.uint64(d)
+        buffer[size] = key
+        size += (b - np.uint32(1) < _TOP_BITS) & (key < threshold)
+        if size == capacity:
+            threshold = _compact(buffer, size, k)
+            size = k
+    return _finish(buffer, size, k, out_docs, out_scores)
 
 
 @njit(cache=True)
-def _select_all(acc, k, heap_s, heap_d):
-    """Top-k of every document (score > 0), resetting the accumulator"""
+def _select_scan(acc, k, buffer, out_docs, out_scores):
+    """Top-k of every document (score > 0), then resets the accumulator"""
+    bits = acc.view(np.uint32)
+    capacity = buffer.shape[0]
     size = 0
-    # documents are scanned in increasing order: a tie never displaces
+    threshold = _NO_KEY
     for d in range(acc.shape[0]):
-        s = acc[d]
-        if s > 0:
-            acc[d] = 0
-            if size < k or s > heap_s[0]:
-                size = _heap_offer(heap_s, heap_d, size, k, s, d)
-        elif s != 0:
-            acc[d] = 0
-    _heap_sort(heap_s, heap_d, size)
-    return size
+        b = bits[d]
+        key = (np.uint64(_TOP_BITS - b) << _KEY_SHIFT) | np.uint64(d)
+        buffer[size] = key
+        size += (b - np.uint32(1) < _TOP_BITS) & (key < threshold)
+        if size == capacity:
+            threshold = _compact(buffer, size, k)
+            size = k
+    acc[:] = 0
+    return _finish(buffer, size, k, out_docs, out_scores)
+
+
+def _buffer_size(k: int) -> int:
+    """Candidates buffered before a compaction"""
+    return 2 * k + 1024
 
 
 @njit(cache=True)
@@ -882,11 +869,13 @@ def _search_one(
     k,
     acc,
     touched,
-    heap_s,
-    heap_d,
+    buffer,
     dense_ratio,
+    out_docs,
+    out_scores,
 ):
-    """One query: returns the number of results, sorted in heap_s/heap_d"""
+    """One query: returns the number of results, written (sorted) in
+    ``out_docs`` and ``out_scores``"""
     if k <= 0:
         return 0
     postings = _postings_count(offsets, q_terms, q_weights)
@@ -897,8 +886,8 @@ def _search_one(
         offsets, docids, weights, q_terms, q_weights, acc, touched, not dense
     )
     if dense or n < 0:
-        return _select_all(acc, k, heap_s, heap_d)
-    return _select_touched(acc, touched, n, k, heap_s, heap_d)
+        return _select_scan(acc, k, buffer, out_docs, out_scores)
+    return _select_listed(acc, touched, n, k, buffer, out_docs, out_scores)
 
 
 @njit(cache=True, parallel=True)
@@ -913,6 +902,7 @@ def _search_batch(
     num_docs,
     workers,
     dense_ratio,
+    buffer_size,
     out_docs,
     out_scores,
     out_counts,
@@ -923,11 +913,10 @@ def _search_batch(
     for w in prange(workers):
         acc = np.zeros(num_docs, np.float32)
         touched = np.empty(num_docs, np.uint32)
-        heap_s = np.empty(k, np.float32)
-        heap_d = np.empty(k, np.int64)
+        buffer = np.empty(buffer_size, np.uint64)
         for q in range(w, num_queries, workers):
             a, b = q_indptr[q], q_indptr[q + 1]
-            size = _search_one(
+            out_counts[q] = _search_one(
                 offsets,
                 docids,
                 weights,
@@ -936,13 +925,11 @@ def _search_batch(
                 k,
                 acc,
                 touched,
-                heap_s,
-                heap_d,
+                buffer,
                 dense_ratio,
+                out_docs[q],
+                out_scores[q],
             )
-            out_counts[q] = size
-            out_docs[q, :size] = heap_d[:size]
-            out_scores[q, :size] = heap_s[:size]
 
 
 # --- Searcher
@@ -977,8 +964,7 @@ class Searcher:
         self.dense_ratio = float(dense_ratio)
         self._acc = np.zeros(index.num_docs, np.float32)
         self._touched = np.empty(index.num_docs, np.uint32)
-        self._heap_s = np.empty(0, np.float32)
-        self._heap_d = np.empty(0, np.int64)
+        self._buffer = np.empty(0, np.uint64)
 
     def _query(self, term_ids, weights):
         term_ids = np.asarray(term_ids, np.int64).ravel()
@@ -994,9 +980,10 @@ class Searcher:
         ignored; a term given twice counts twice."""
         term_ids, weights = self._query(term_ids, weights)
         k = int(min(max(k, 0), self.index.num_docs))
-        if self._heap_s.shape[0] < k:
-            self._heap_s = np.empty(k, np.float32)
-            self._heap_d = np.empty(k, np.int64)
+        if self._buffer.shape[0] < _buffer_size(k):
+            self._buffer = np.empty(_buffer_size(k), np.uint64)
+        out_docs = np.empty(k, np.int64)
+        out_scores = np.empty(k, np.float32)
         index = self.index
         size = _search_one(
             index.offsets,
@@ -1007,11 +994,12 @@ class Searcher:
             k,
             self._acc,
             self._touched,
-            self._heap_s,
-            self._heap_d,
+            self._buffer,
             self.dense_ratio,
+            out_docs,
+            out_scores,
         )
-        return self._heap_d[:size].copy(), self._heap_s[:size].copy()
+        return out_docs[:size], out_scores[:size]
 
     def search_batch(
         self, queries, k: int, threads: int = 1
@@ -1048,6 +1036,7 @@ class Searcher:
                 index.num_docs,
                 workers,
                 self.dense_ratio,
+                _buffer_size(k),
                 out_docs,
                 out_scores,
                 out_counts,
