@@ -710,14 +710,12 @@ class SparseIndex:
         )
         if not checks:
             raise ValueError(f"{folder}: arrays inconsistent with meta.json")
-        # plain ndarray views (of the mapping when mmap) for numba
-        return cls(
-            np.asarray(offsets),
-            np.asarray(docids),
-            np.asarray(weights),
-            meta["num_docs"],
-            folder,
-        )
+        # plain read-only ndarrays (views of the mapping when mmap): one type
+        # for numba's kernels whatever the loading
+        arrays = [np.asarray(a) for a in (offsets, docids, weights)]
+        for array in arrays:
+            array.flags.writeable = False
+        return cls(*arrays, meta["num_docs"], folder)
 
     def searcher(self, **kwargs) -> "Searcher":
         return Searcher(self, **kwargs)
@@ -787,23 +785,89 @@ _TOP_BITS = np.uint32(0x7FFFFFFF)
 _NO_KEY = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
+# (numba's np.partition and np.sort take seconds to compile: small ones here)
+
+
+@njit(cache=True, inline="always")
+def _partition(keys, lo, hi):
+    """Hoare partition of ``keys[lo:hi + 1]`` around a median of three:
+    returns (j, i), j < i, with keys[lo:j + 1] <= pivot <= keys[i:hi + 1]
+    (and keys between them equal to the pivot)"""
+    a, b, c = keys[lo], keys[(lo + hi) >> 1], keys[hi]
+    if a > b:
+        a, b = b, a
+    pivot = max(a, min(b, c))
+    i, j = lo, hi
+    while i <= j:
+        while keys[i] < pivot:
+            i += 1
+        while keys[j] > pivot:
+            j -= 1
+        if i <= j:
+            keys[i], keys[j] = keys[j], keys[i]
+            i += 1
+            j -= 1
+    return j, i
+
+
+@njit(cache=True)
+def _smallest(keys, k):
+    """Moves the ``k`` smallest keys to ``keys[:k]`` (unordered; quickselect)"""
+    lo, hi = 0, keys.shape[0] - 1
+    while lo < hi:
+        j, i = _partition(keys, lo, hi)
+        if k - 1 <= j:
+            hi = j
+        elif k - 1 >= i:
+            lo = i
+        else:
+            return
+
+
+@njit(cache=True)
+def _sort_keys(keys):
+    """In-place quicksort (insertion sort below 16 keys)"""
+    stack = np.empty(128, np.int64)
+    stack[0], stack[1] = 0, keys.shape[0] - 1
+    top = 2
+    while top > 0:
+        top -= 2
+        lo, hi = stack[top], stack[top + 1]
+        while hi - lo > 16:
+            j, i = _partition(keys, lo, hi)
+            # the larger part waits on the stack (depth O(log n))
+            if j - lo < hi - i:
+                stack[top], stack[top + 1] = i, hi
+                hi = j
+            else:
+                stack[top], stack[top + 1] = lo, j
+                lo = i
+            top += 2
+        for x in range(lo + 1, hi + 1):
+            value = keys[x]
+            y = x - 1
+            while y >= lo and keys[y] > value:
+                keys[y + 1] = keys[y]
+                y -= 1
+            keys[y + 1] = value
+
+
 @njit(cache=True)
 def _compact(buffer, size, k):
     """Keeps the ``k`` smallest keys of ``buffer[:size]`` (unordered) in
     ``buffer[:k]``; returns the largest of them (the new threshold)"""
-    kept = np.partition(buffer[:size], k - 1)[:k]
-    buffer[:k] = kept
-    return kept.max()
+    _smallest(buffer[:size], k)
+    return buffer[:k].max()
 
 
 @njit(cache=True)
 def _finish(buffer, size, k, out_docs, out_scores):
     """Sorts the candidates, writes the first k; returns their number"""
-    if size > k:
-        keys = np.sort(np.partition(buffer[:size], k - 1)[:k])
-    else:
-        keys = np.sort(buffer[:size])
     count = min(size, k)
+    if size > k:
+        _smallest(buffer[:size], k)
+    keys = buffer[:count]
+    _sort_keys(keys)
     score_bits = out_scores.view(np.uint32)
     for i in range(count):
         key = keys[i]
