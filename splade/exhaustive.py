@@ -74,9 +74,9 @@ MiB = 2**20
 DEFAULT_BUDGET = 256 * MiB
 
 # Bytes of builder memory per buffered posting: term (4), document (4) and
-# weight (4) in the buffer, plus the sort: a permutation (8) and the sorted
-# copies (12)
-BYTES_PER_POSTING = 32
+# weight (4), plus the sort: a permutation (8) and the sorted documents and
+# weights (8)
+BYTES_PER_POSTING = 28
 MIN_CAPACITY = 256
 
 MAX_UINT32 = 2**32 - 1
@@ -110,64 +110,106 @@ def _write_meta(folder: Path, num_docs: int, num_terms: int, num_postings: int):
     (folder / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
+# --- Builder
+
+
 @njit(cache=True)
-def _counting_sort(terms, num_terms):
-    """Stable permutation sorting ``terms`` (in ``[0, num_terms)``)"""
+def _append(
+    indptr,
+    terms,
+    weights,
+    first_doc,
+    position,
+    stop,
+    out_terms,
+    out_docs,
+    out_weights,
+    size,
+):
+    """Copies the postings ``position:stop`` of CSR arrays (the document of
+    posting ``p`` is ``first_doc + r`` where ``indptr[r] <= p < indptr[r +
+    1]``) to ``out_*[size:]``, skipping zero weights, until the output is
+    full. Returns (position, size) where it stopped."""
+    capacity = out_terms.shape[0]
+    row = np.searchsorted(indptr, position, side="right") - 1
+    while position < stop and size < capacity:
+        while indptr[row + 1] <= position:
+            row += 1
+        weight = np.float32(weights[position])
+        if weight != 0:
+            out_terms[size] = terms[position]
+            out_docs[size] = first_doc + row
+            out_weights[size] = weight
+            size += 1
+        position += 1
+    return position, size
+
+
+@njit(cache=True)
+def _counting_sort(terms, num_terms, order):
+    """Writes in ``order`` the stable permutation sorting ``terms`` (in
+    ``[0, num_terms)``)"""
     counts = np.zeros(num_terms + 1, np.int64)
     for i in range(terms.shape[0]):
         counts[terms[i] + 1] += 1
     for t in range(num_terms):
         counts[t + 1] += counts[t]
-    order = np.empty(terms.shape[0], np.int64)
     for i in range(terms.shape[0]):
         t = terms[i]
         order[counts[t]] = i
         counts[t] += 1
-    return order
 
 
-def _sort_postings(terms, docs, num_terms: int, docs_in_order: bool):
-    """Permutation sorting postings by (term, document), stable: a counting
-    sort when the documents arrived in non-decreasing order, else a stable
-    sort of the packed key (which merges sorted runs quickly)"""
-    if docs_in_order:
-        return _counting_sort(terms, num_terms)
-    keys = (terms.astype(np.uint64) << np.uint64(32)) | docs.astype(np.uint64)
-    return np.argsort(keys, kind="stable")
+@njit(cache=True)
+def _histogram(terms, num_terms):
+    """Postings per term (np.bincount would copy ``terms`` to int64)"""
+    counts = np.zeros(num_terms, np.int64)
+    for i in range(terms.shape[0]):
+        counts[terms[i]] += 1
+    return counts
 
 
-# --- Builder
+@njit(cache=True)
+def _fill_terms(out, counts):
+    """``out[:counts.sum()]``: term ``t`` repeated ``counts[t]`` times"""
+    position = 0
+    for t in range(counts.shape[0]):
+        for _ in range(counts[t]):
+            out[position] = t
+            position += 1
 
 
 class _Run:
-    """A sorted run spilled to disk: docids and weights (raw arrays), and
-    per-term offsets (kept in memory)"""
+    """A run spilled to disk (sorted by term then document): raw docids and
+    weights files, per-term offsets in memory"""
 
-    def __init__(self, folder: Path, number: int, terms, docs, weights):
+    def __init__(self, folder: Path, number: int, counts, docs, weights):
         self.docs_path = folder / f"run-{number:05d}.docids"
         self.weights_path = folder / f"run-{number:05d}.weights"
         docs.tofile(self.docs_path)
         weights.tofile(self.weights_path)
-        counts = np.bincount(terms, minlength=1)
         self.offsets = np.zeros(counts.shape[0] + 1, np.int64)
         np.cumsum(counts, out=self.offsets[1:])
 
-    def bounds(self, term: int) -> int:
+    def position(self, term: int) -> int:
         """Position of the first posting of ``term`` (terms past the run's
         last term start at its end)"""
         return int(self.offsets[min(term, self.offsets.shape[0] - 1)])
 
-    def read(self, start: int, stop: int):
-        count = stop - start
-        docs = np.fromfile(self.docs_path, np.uint32, count, offset=4 * start)
-        weights = np.fromfile(self.weights_path, np.float32, count, offset=4 * start)
-        return docs, weights
-
-    def counts(self, num_terms: int):
-        counts = np.zeros(num_terms, np.int64)
-        c = np.diff(self.offsets)
-        counts[: c.shape[0]] = c
+    def counts(self, start: int, stop: int):
+        """Postings per term, for terms ``start:stop``"""
+        counts = np.zeros(stop - start, np.int64)
+        known = np.diff(self.offsets[start : stop + 1])
+        counts[: known.shape[0]] = known
         return counts
+
+    def read(self, start: int, docs, weights):
+        """Reads postings ``start:start + len(docs)`` into the arrays"""
+        for path, out in ((self.docs_path, docs), (self.weights_path, weights)):
+            with path.open("rb") as f:
+                f.seek(4 * start)
+                if f.readinto(out) != out.nbytes:
+                    raise OSError(f"{path}: truncated run")
 
     def remove(self):
         self.docs_path.unlink(missing_ok=True)
@@ -178,32 +220,34 @@ class IndexBuilder:
     """Builds an index folder from documents given in any order, in bounded
     memory.
 
-    Postings are buffered in preallocated numpy arrays (12 bytes each) up to
-    ``memory_budget`` bytes (``memory_budget / 32`` postings: the sort needs
-    a permutation and sorted copies too); a full buffer is sorted by (term,
-    document) and spilled to disk as a *run*. :meth:`finish` merges the
-    runs term range by term range (each range holds at most a buffer's
-    worth of postings), writing ``docids.npy`` and ``weights.npy``
-    sequentially with plain file writes.
+    Postings are copied (numba, no temporaries) into preallocated work arrays
+    of ``memory_budget / 28`` postings: terms, documents and weights (12
+    bytes), a sorting permutation (8) and the sorted documents and weights
+    (8). A full buffer is sorted by (term, document) and spilled to disk as
+    a *run*. :meth:`finish` merges the runs term range by term range (a
+    range holds at most a buffer's worth of postings, read into the same
+    work arrays), writing ``docids.npy`` and ``weights.npy`` sequentially
+    with plain file writes.
 
-    Peak memory: about ``memory_budget`` bytes, plus the per-run term
-    offsets (``8 * num_terms`` bytes per run), plus, when a single term has
-    more postings than a buffer holds, ``32`` bytes per posting of that term
-    (a term is never split across merge ranges). The output is never held
-    in memory (the page cache holds what was written, as for any file).
-    Temporary disk space: the size of the index (the runs), removed at the
-    end.
+    Peak memory: ``memory_budget`` bytes (the work arrays), plus per-run
+    term offsets (``8 * num_terms`` bytes per run), plus the caller's
+    batches; when documents do not arrive in non-decreasing id order, the
+    stable sort needs about 16 more bytes per buffered posting; when a
+    single term has more postings than a buffer holds, its range grows to
+    hold them (a term is never split). The output is never held in memory
+    (the page cache holds what was written, as for any file). Temporary
+    disk space: the size of the index (the runs), removed at the end.
 
     With documents added in non-decreasing id order (the usual case) sorting
     is a linear counting sort; otherwise a stable sort by (term, document).
-    In both cases the output is the same whatever the budget: postings
-    sorted by (term, document), ties (a term repeated in a document) in
-    insertion order.
+    Either way the output does not depend on the budget: postings sorted by
+    (term, document), ties (a term repeated in a document) in insertion
+    order.
 
     :param folder: the index folder (created; ``meta.json`` is written last)
     :param num_terms: the vocabulary size (default: largest term id + 1)
     :param num_docs: the number of documents (default: largest id + 1)
-    :param memory_budget: bytes of buffers (default 256 MiB)
+    :param memory_budget: bytes of work arrays (default 256 MiB)
     :param tmp_folder: where runs go (default: ``folder / "_runs"``)
     """
 
@@ -225,9 +269,12 @@ class IndexBuilder:
         self.num_docs = num_docs
         self.memory_budget = int(memory_budget)
         self.capacity = max(MIN_CAPACITY, self.memory_budget // BYTES_PER_POSTING)
+        # (np.empty: pages are committed when first written)
         self._terms = np.empty(self.capacity, np.uint32)
         self._docs = np.empty(self.capacity, np.uint32)
         self._weights = np.empty(self.capacity, np.float32)
+        self._order = np.empty(self.capacity, np.int64)
+        self._sorted = np.empty(self.capacity, np.uint64)  # docs + weights
         self._size = 0
         self._runs: list[_Run] = []
         self._max_term = -1
@@ -244,86 +291,98 @@ class IndexBuilder:
     def add(self, docid: int, term_ids, weights):
         """Adds a document (``term_ids`` and ``weights`` of the same length)"""
         term_ids = np.asarray(term_ids)
-        self._add(
-            np.full(term_ids.shape[0], docid, np.int64),
-            term_ids,
-            np.asarray(weights),
-            int(docid),
-            int(docid),
-        )
+        indptr = np.array([0, term_ids.shape[0]], np.int64)
+        self._add(int(docid), indptr, term_ids, np.asarray(weights))
 
     def add_batch(self, first_docid: int, indptr, term_ids, weights):
         """Adds documents ``first_docid, first_docid + 1, ...`` given as CSR
         arrays: the terms of document ``first_docid + i`` are
         ``term_ids[indptr[i]:indptr[i + 1]]`` (``indptr[0]`` may be > 0)"""
-        indptr = np.asarray(indptr, np.int64)
+        self._add(
+            int(first_docid),
+            np.asarray(indptr, np.int64),
+            np.asarray(term_ids),
+            np.asarray(weights),
+        )
+
+    def _add(self, first_doc: int, indptr, terms, weights):
+        if self._finished:
+            raise RuntimeError("the index has been built")
         count = indptr.shape[0] - 1
         if count <= 0:
             return
         start, stop = int(indptr[0]), int(indptr[-1])
-        lengths = np.diff(indptr)
-        docs = np.repeat(np.arange(first_docid, first_docid + count), lengths)
-        self._add(
-            docs,
-            np.asarray(term_ids)[start:stop],
-            np.asarray(weights)[start:stop],
-            int(first_docid),
-            int(first_docid) + count - 1,
-        )
-
-    def _add(self, docs, terms, weights, first_doc: int, last_doc: int):
-        if self._finished:
-            raise RuntimeError("the index has been built")
-        if not (terms.shape == weights.shape == docs.shape) or terms.ndim != 1:
+        if terms.ndim != 1 or weights.ndim != 1 or terms.shape != weights.shape:
             raise ValueError("term ids and weights must be 1-D, of the same length")
+        if stop > terms.shape[0] or (count > 1 and (np.diff(indptr) < 0).any()):
+            raise ValueError("indptr does not fit the term ids")
+        if not np.issubdtype(terms.dtype, np.integer):
+            raise ValueError("term ids must be integers")
+        last_doc = first_doc + count - 1
         if first_doc < 0 or last_doc > MAX_UINT32:
             raise ValueError(f"document ids must be in [0, 2^32): {first_doc}")
         if self.num_docs is not None and last_doc >= self.num_docs:
             raise ValueError(f"document id {last_doc} >= num_docs={self.num_docs}")
+        if stop > start:
+            low, high = int(terms[start:stop].min()), int(terms[start:stop].max())
+            if low < 0 or high > MAX_UINT32:
+                raise ValueError("term ids must be in [0, 2^32)")
+            if self.num_terms is not None and high >= self.num_terms:
+                raise ValueError(f"term id {high} >= num_terms={self.num_terms}")
+            self._max_term = max(self._max_term, high)
         if first_doc < self._last_doc:
             self._docs_in_order = False
         self._last_doc = max(self._last_doc, last_doc)
         self._max_doc = max(self._max_doc, last_doc)
-        keep = weights != 0
-        if not keep.all():
-            docs, terms, weights = docs[keep], terms[keep], weights[keep]
-        if terms.shape[0] == 0:
-            return
-        low, high = int(terms.min()), int(terms.max())
-        if low < 0 or high > MAX_UINT32:
-            raise ValueError("term ids must be in [0, 2^32)")
-        if self.num_terms is not None and high >= self.num_terms:
-            raise ValueError(f"term id {high} >= num_terms={self.num_terms}")
-        self._max_term = max(self._max_term, high)
-        position, total = 0, terms.shape[0]
-        while position < total:
+        position = start
+        while position < stop:
             if self._size == self.capacity:
                 self._spill()
-            n = min(self.capacity - self._size, total - position)
-            s = self._size
-            self._terms[s : s + n] = terms[position : position + n]
-            self._docs[s : s + n] = docs[position : position + n]
-            self._weights[s : s + n] = weights[position : position + n]
-            self._size += n
-            position += n
+            position, self._size = _append(
+                indptr,
+                terms,
+                weights,
+                first_doc,
+                position,
+                stop,
+                self._terms,
+                self._docs,
+                self._weights,
+                self._size,
+            )
 
-    def _sorted_buffer(self):
-        n = self._size
+    def _sort(self, n: int, num_terms: int):
+        """Sorts the first ``n`` postings of the work arrays by (term,
+        document): returns views of the sorted docids and weights"""
         terms, docs = self._terms[:n], self._docs[:n]
-        order = _sort_postings(terms, docs, self._max_term + 1, self._docs_in_order)
-        return terms[order], docs[order], self._weights[:n][order]
+        order = self._order[:n]
+        if self._docs_in_order:
+            _counting_sort(terms, num_terms, order)
+        else:
+            keys = (terms.astype(np.uint64) << np.uint64(32)) | docs
+            order[:] = np.argsort(keys, kind="stable")
+            del keys
+        sorted_docs = self._sorted.view(np.uint32)[:n]
+        sorted_weights = self._sorted.view(np.float32)[n : 2 * n]
+        # (mode="clip": the default "raise" buffers the output)
+        np.take(docs, order, out=sorted_docs, mode="clip")
+        np.take(self._weights[:n], order, out=sorted_weights, mode="clip")
+        return sorted_docs, sorted_weights
 
     def _spill(self):
-        if self._size == 0:
+        n = self._size
+        if n == 0:
             return
         self.tmp_folder.mkdir(parents=True, exist_ok=True)
-        terms, docs, weights = self._sorted_buffer()
-        self._runs.append(_Run(self.tmp_folder, len(self._runs), terms, docs, weights))
-        del terms, docs, weights
+        num_terms = self._max_term + 1
+        counts = _histogram(self._terms[:n], num_terms)
+        docs, weights = self._sort(n, num_terms)
+        self._runs.append(_Run(self.tmp_folder, len(self._runs), counts, docs, weights))
         self._size = 0
 
     def finish(self) -> "SparseIndex":
-        """Writes the index; returns it (loaded in memory)"""
+        """Writes the index; returns it (memory-mapped: see
+        :meth:`SparseIndex.load` to load it in memory)"""
         if self._finished:
             raise RuntimeError("the index has already been built")
         self._finished = True
@@ -332,10 +391,9 @@ class IndexBuilder:
         folder = self.folder
         if self._runs:
             self._spill()
-            counts = sum(run.counts(num_terms) for run in self._runs)
+            counts = sum(run.counts(0, num_terms) for run in self._runs)
         else:
-            terms, docs, weights = self._sorted_buffer()
-            counts = np.bincount(terms, minlength=num_terms).astype(np.int64)
+            counts = _histogram(self._terms[: self._size], num_terms)
         offsets = np.zeros(num_terms + 1, np.int64)
         np.cumsum(counts, out=offsets[1:])
         total = int(offsets[-1])
@@ -346,60 +404,60 @@ class IndexBuilder:
         ):
             fdocs.write(_npy_header(np.uint32, total))
             fweights.write(_npy_header(np.float32, total))
-            if not self._runs:
+            if self._runs:
+                self._merge(offsets, fdocs, fweights)
+            elif total:
+                docs, weights = self._sort(total, num_terms)
                 docs.tofile(fdocs)
                 weights.tofile(fweights)
-                del terms, docs, weights
-            else:
-                self._merge(offsets, fdocs, fweights)
-        # frees the buffers before loading
         self._terms = self._docs = self._weights = None
+        self._order = self._sorted = None
         for run in self._runs:
             run.remove()
         if self.tmp_folder.exists() and not any(self.tmp_folder.iterdir()):
             self.tmp_folder.rmdir()
         _write_meta(folder, num_docs, num_terms, total)
-        return SparseIndex.load(folder)
+        return SparseIndex.load(folder, mmap=True)
 
     def _merge(self, offsets, fdocs, fweights):
-        """Writes the postings term range by term range: each range gathers
-        the runs' slices (each sorted), then sorts them stably by (term,
-        document)"""
+        """Writes the postings term range by term range: each range reads the
+        runs' slices (each sorted) into the work arrays, then sorts them
+        stably by (term, document)"""
         num_terms = offsets.shape[0] - 1
-        capacity = self.capacity
         start = 0
         while start < num_terms:
             # the largest range [start, stop) within capacity (at least a term)
-            limit = offsets[start] + capacity
+            limit = offsets[start] + self.capacity
             stop = int(np.searchsorted(offsets, limit, side="right")) - 1
             stop = min(max(stop, start + 1), num_terms)
             size = int(offsets[stop] - offsets[start])
-            if size == 0:
-                start = stop
-                continue
-            terms = np.empty(size, np.uint32)
-            docs = np.empty(size, np.uint32)
-            weights = np.empty(size, np.float32)
+            if size > self.capacity:  # a single term longer than a buffer
+                self.capacity = size
+                self._terms = np.empty(size, np.uint32)
+                self._docs = np.empty(size, np.uint32)
+                self._weights = np.empty(size, np.float32)
+                self._order = np.empty(size, np.int64)
+                self._sorted = np.empty(size, np.uint64)
             position = 0
             for run in self._runs:
-                a, b = run.bounds(start), run.bounds(stop)
+                a, b = run.position(start), run.position(stop)
                 if b == a:
                     continue
-                d, w = run.read(a, b)
                 n = b - a
-                docs[position : position + n] = d
-                weights[position : position + n] = w
-                # the local term of each posting of the slice
-                local = np.diff(run.offsets[start : stop + 1].clip(a, b))
-                terms[position : position + n] = np.repeat(
-                    np.arange(local.shape[0], dtype=np.uint32), local
+                run.read(
+                    a,
+                    self._docs[position : position + n],
+                    self._weights[position : position + n],
+                )
+                _fill_terms(
+                    self._terms[position : position + n], run.counts(start, stop)
                 )
                 position += n
             assert position == size
-            order = _sort_postings(terms, docs, stop - start, self._docs_in_order)
-            docs[order].tofile(fdocs)
-            weights[order].tofile(fweights)
-            del terms, docs, weights, order
+            if size:
+                docs, weights = self._sort(size, stop - start)
+                docs.tofile(fdocs)
+                weights.tofile(fweights)
             start = stop
 
     def __enter__(self):
@@ -669,7 +727,7 @@ def from_impact_index(
     if written != total:
         raise RuntimeError(f"{written} postings read, {total} expected")
     _write_meta(folder, num_docs, num_terms, total)
-    return SparseIndex.load(folder)
+    return SparseIndex.load(folder, mmap=True)
 
 
 # --- Index
@@ -876,8 +934,14 @@ def _finish(buffer, size, k, out_docs, out_scores):
     return count
 
 
+# The candidate test of the top-k: while the threshold is loose (the first
+# documents), about half the documents pass, unpredictably: a branch-free
+# append is faster; then few pass, and a branch (rarely taken) is cheaper.
+# ``warmup`` documents are read the first way (see _WARMUP).
+
+
 @njit(cache=True)
-def _select_listed(acc, touched, n, k, buffer, out_docs, out_scores):
+def _select_listed(acc, touched, n, k, buffer, out_docs, out_scores, warmup):
     """Top-k of the listed documents (score > 0), resetting their
     accumulators (a document listed twice is seen once: its second reading
     is 0)"""
@@ -885,28 +949,41 @@ def _select_listed(acc, touched, n, k, buffer, out_docs, out_scores):
     capacity = buffer.shape[0]
     size = 0
     threshold = _NO_KEY
-    for i in range(n):
+    switch = min(n, warmup)
+    for i in range(switch):
         d = touched[i]
         b = bits[d]
         acc[d] = 0
-        # branch-free append (whether it passes is unpredictable)
         key = (np.uint64(_TOP_BITS - b) << _KEY_SHIFT) | np.uint64(d)
         buffer[size] = key
         size += (b - np.uint32(1) < _TOP_BITS) & (key < threshold)
         if size == capacity:
             threshold = _compact(buffer, size, k)
             size = k
+    for i in range(switch, n):
+        d = touched[i]
+        b = bits[d]
+        acc[d] = 0
+        key = (np.uint64(_TOP_BITS - b) << _KEY_SHIFT) | np.uint64(d)
+        if key < threshold and b - np.uint32(1) < _TOP_BITS:
+            buffer[size] = key
+            size += 1
+            if size == capacity:
+                threshold = _compact(buffer, size, k)
+                size = k
     return _finish(buffer, size, k, out_docs, out_scores)
 
 
 @njit(cache=True)
-def _select_scan(acc, k, buffer, out_docs, out_scores):
+def _select_scan(acc, k, buffer, out_docs, out_scores, warmup):
     """Top-k of every document (score > 0), then resets the accumulator"""
     bits = acc.view(np.uint32)
     capacity = buffer.shape[0]
     size = 0
     threshold = _NO_KEY
-    for d in range(acc.shape[0]):
+    n = acc.shape[0]
+    switch = min(n, warmup)
+    for d in range(switch):
         b = bits[d]
         key = (np.uint64(_TOP_BITS - b) << _KEY_SHIFT) | np.uint64(d)
         buffer[size] = key
@@ -914,8 +991,20 @@ def _select_scan(acc, k, buffer, out_docs, out_scores):
         if size == capacity:
             threshold = _compact(buffer, size, k)
             size = k
+    for d in range(switch, n):
+        b = bits[d]
+        key = (np.uint64(_TOP_BITS - b) << _KEY_SHIFT) | np.uint64(d)
+        if key < threshold and b - np.uint32(1) < _TOP_BITS:
+            buffer[size] = key
+            size += 1
+            if size == capacity:
+                threshold = _compact(buffer, size, k)
+                size = k
     acc[:] = 0
     return _finish(buffer, size, k, out_docs, out_scores)
+
+
+_WARMUP = 32
 
 
 def _buffer_size(k: int) -> int:
@@ -949,9 +1038,10 @@ def _search_one(
     n = _accumulate(
         offsets, docids, weights, q_terms, q_weights, acc, touched, not dense
     )
+    warmup = _WARMUP * k
     if dense or n < 0:
-        return _select_scan(acc, k, buffer, out_docs, out_scores)
-    return _select_listed(acc, touched, n, k, buffer, out_docs, out_scores)
+        return _select_scan(acc, k, buffer, out_docs, out_scores, warmup)
+    return _select_listed(acc, touched, n, k, buffer, out_docs, out_scores, warmup)
 
 
 @njit(cache=True, parallel=True)
