@@ -509,21 +509,107 @@ def from_csr(
 
 # --- impact-index conversion
 
-# impact-index 1.7.1 "forward" index (what IndexBuilder.build writes):
-# ``postings.dat`` holds pages of (docid: u64, value: f32) big-endian records;
-# ``information.bin`` holds a header (b"XDIF", u32 version = 1, u32 number of
-# terms, u32 2), then for each term: u32 number of pages, f32 max value, u64
-# max docid, u32 number of postings, and its pages (u64 byte position, u32
-# number of postings, f32 max value, u64 max docid). Read with numpy when
-# ``manifest.json`` says format_version 3 / index_kind forward (checked
-# against impact-index's own iterators in the tests), else through
-# ``Index.postings`` (the library has no bulk API).
+# impact-index 1.7.1 "forward" index (what IndexBuilder.build writes; layout
+# found by reading the files, checked against impact-index's own iterators
+# in the tests): ``postings.dat`` holds pages of 12-byte big-endian records
+# (u64 docid, f32 value), each term's pages in posting order;
+# ``information.bin`` holds a little-endian header (b"XDIF", u32 version = 1,
+# u32 number of terms, u32 2), then for each term: u32 number of pages, f32
+# max value, u64 max docid, u32 number of postings, and its pages (u64 byte
+# position in postings.dat, u32 number of postings, f32 max value, u64 max
+# docid). Decoded with numba when ``manifest.json`` says format_version 3 /
+# index_kind forward, else read through ``Index.postings`` (the library has
+# no bulk API: one Python object per posting).
 
-_II_RECORD = np.dtype([("doc", ">u8"), ("value", ">f4")])
-_II_PAGE = np.dtype(
-    [("position", "<u8"), ("length", "<u4"), ("max", "<f4"), ("max_doc", "<u8")]
-)
-assert _II_RECORD.itemsize == 12 and _II_PAGE.itemsize == 24
+
+@njit(cache=True)
+def _little_endian(raw, position, size):
+    value = np.uint64(0)
+    for i in range(size):
+        value |= np.uint64(raw[position + i]) << np.uint64(8 * i)
+    return value
+
+
+@njit(cache=True)
+def _big_endian(raw, position, size):
+    value = np.uint64(0)
+    for i in range(size):
+        value = (value << np.uint64(8)) | np.uint64(raw[position + i])
+    return value
+
+
+@njit(cache=True)
+def _parse_information(raw, num_terms):
+    """(ok, postings per term, largest docid per term, first page of each
+    term (+ end), record position of each page, postings of each page)"""
+    n = raw.shape[0]
+    empty = np.zeros(0, np.int64)
+    # first pass: the number of pages
+    position, pages = 16, 0
+    for _ in range(num_terms):
+        if position + 20 > n:
+            return False, empty, empty, empty, empty, empty
+        count = np.int64(_little_endian(raw, position, 4))
+        pages += count
+        position += 20 + 24 * count
+    if position != n:
+        return False, empty, empty, empty, empty, empty
+    lengths = np.zeros(num_terms, np.int64)
+    max_docs = np.zeros(num_terms, np.int64)
+    page_starts = np.zeros(num_terms + 1, np.int64)
+    page_positions = np.zeros(pages, np.int64)
+    page_lengths = np.zeros(pages, np.int64)
+    position, p = 16, 0
+    for t in range(num_terms):
+        count = np.int64(_little_endian(raw, position, 4))
+        max_docs[t] = np.int64(_little_endian(raw, position + 8, 8))
+        lengths[t] = np.int64(_little_endian(raw, position + 16, 4))
+        position += 20
+        total = 0
+        for _ in range(count):
+            byte_position = np.int64(_little_endian(raw, position, 8))
+            if byte_position % 12 != 0:
+                return False, empty, empty, empty, empty, empty
+            page_positions[p] = byte_position // 12
+            page_lengths[p] = np.int64(_little_endian(raw, position + 8, 4))
+            total += page_lengths[p]
+            p += 1
+            position += 24
+        if total != lengths[t]:
+            return False, empty, empty, empty, empty, empty
+        page_starts[t + 1] = p
+    return True, lengths, max_docs, page_starts, page_positions, page_lengths
+
+
+@njit(cache=True)
+def _gather_pages(records, page_positions, page_lengths, out_docs, out_values):
+    """Decodes the pages' (big-endian u64 docid, f32 value) records into
+    the outputs; returns False if a docid needs more than 32 bits"""
+    value_bits = out_values.view(np.uint32)
+    o = 0
+    for p in range(page_positions.shape[0]):
+        base = page_positions[p] * 12
+        for r in range(page_lengths[p]):
+            position = base + 12 * r
+            doc = _big_endian(records, position, 8)
+            if doc > np.uint64(0xFFFFFFFF):
+                return False
+            out_docs[o] = doc
+            value_bits[o] = np.uint32(_big_endian(records, position + 8, 4))
+            o += 1
+    return True
+
+
+@njit(cache=True)
+def _unsorted_terms(docs, bounds):
+    """Terms (indices into ``bounds``) whose docids decrease somewhere"""
+    found = []
+    for t in range(bounds.shape[0] - 1):
+        for i in range(bounds[t] + 1, bounds[t + 1]):
+            if docs[i] < docs[i - 1]:
+                found.append(t)
+                break
+    return np.array(found, np.int64)
 
 
 @dataclass
@@ -553,52 +639,14 @@ def _read_impact_information(path: Path) -> _ImpactTerms | None:
     magic, version, num_terms, fourth = struct.unpack_from("<4sIII", raw, 0)
     if magic != b"XDIF" or version != 1 or fourth != 2:
         return None
-    lengths = np.zeros(num_terms, np.int64)
-    max_docs = np.zeros(num_terms, np.int64)
-    page_starts = np.zeros(num_terms + 1, np.int64)
-    pages = []
-    position = 16
-    unpack = struct.Struct("<IfQI").unpack_from
-    try:
-        for t in range(num_terms):
-            n_pages, _, max_doc, length = unpack(raw, position)
-            position += 20
-            term_pages = np.frombuffer(raw, _II_PAGE, n_pages, position)
-            position += 24 * n_pages
-            if int(term_pages["length"].sum()) != length:
-                return None
-            lengths[t], max_docs[t] = length, max_doc
-            page_starts[t + 1] = page_starts[t] + n_pages
-            pages.append(term_pages)
-    except (struct.error, ValueError):
+    ok, *arrays = _parse_information(np.frombuffer(raw, np.uint8), num_terms)
+    if not ok:
         return None
-    if position != len(raw):
+    information = _ImpactTerms(*arrays)
+    ends = information.page_positions + information.page_lengths
+    if ends.shape[0] and ends.max() * 12 > postings_size:
         return None
-    pages = np.concatenate(pages) if pages else np.zeros(0, _II_PAGE)
-    if pages.shape[0] and (pages["position"] % 12 != 0).any():
-        return None
-    page_positions = (pages["position"] // 12).astype(np.int64)
-    page_lengths = pages["length"].astype(np.int64)
-    if page_positions.shape[0] and (
-        (page_positions + page_lengths).max() * 12 > postings_size
-    ):
-        return None
-    return _ImpactTerms(lengths, max_docs, page_starts, page_positions, page_lengths)
-
-
-def _ranges(starts, lengths):
-    """Concatenation of ``arange(s, s + n)`` for each (s, n)"""
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    steps = np.ones(total, np.int64)
-    ends = np.cumsum(lengths)
-    nonempty = lengths > 0
-    starts, lengths, ends = starts[nonempty], lengths[nonempty], ends[nonempty]
-    steps[0] = starts[0]
-    # at the first element of each following range: jump to its start
-    steps[ends[:-1]] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)
-    return np.cumsum(steps)
+    return information
 
 
 def _check_sorted(docs):
@@ -617,16 +665,19 @@ def from_impact_index(
 ) -> "SparseIndex":
     """Converts an impact-index (1.7.x) index into an index folder
 
-    The source is term-major, so the conversion streams term by term,
-    gathering groups of terms of at most ``memory_budget / 32`` postings
-    (one term at least), and writes the output sequentially.
+    The source is term-major, so the conversion streams: groups of terms of
+    at most ``memory_budget / 28`` postings (one term at least) are decoded
+    into two buffers (8 bytes per posting) and appended to the output.
+    impact-index's builder requires increasing document ids, so its postings
+    come sorted (checked: a term whose are not is sorted).
 
-    :param method: ``"numpy"`` reads ``information.bin`` and
+    :param method: ``"numpy"`` decodes ``information.bin`` and
         ``postings.dat`` directly (impact-index 1.7.1's forward layout,
-        described above; about 20 ms per million postings); ``"iterator"``
-        goes through ``impact_index.Index.postings(term)`` (about 0.3 s per
-        million postings: one Python object per posting); ``"auto"`` (the
-        default) uses numpy when the layout is recognised.
+        described above; memory-mapped, decoded with numba);
+        ``"iterator"`` goes through ``impact_index.Index.postings(term)``
+        (one Python object per posting, several times slower; see
+        ``bench/exhaustive.py --convert``); ``"auto"`` (the default) decodes
+        directly when the layout is recognised, else iterates.
     :param num_docs: default: the largest document id + 1
     """
     index_path, folder = Path(index_path), Path(folder)
@@ -645,29 +696,40 @@ def from_impact_index(
         lengths = information.lengths
         max_doc = int(information.max_docs[lengths > 0].max(initial=-1))
         num_terms = lengths.shape[0]
-        records = np.memmap(index_path / "postings.dat", _II_RECORD, mode="r")
 
         def groups() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            if not lengths.sum():
+                return
+            path = index_path / "postings.dat"
+            records = np.asarray(np.memmap(path, np.uint8, mode="r"))
             cumulative = np.concatenate([[0], np.cumsum(lengths)])
+            docs = np.empty(min(capacity, cumulative[-1]), np.uint32)
+            values = np.empty(docs.shape[0], np.float32)
             start = 0
             while start < num_terms:
                 limit = cumulative[start] + capacity
                 stop = int(np.searchsorted(cumulative, limit, side="right")) - 1
                 stop = min(max(stop, start + 1), num_terms)
+                size = int(cumulative[stop] - cumulative[start])
+                if size > docs.shape[0]:  # a single term longer than a buffer
+                    docs = np.empty(size, np.uint32)
+                    values = np.empty(size, np.float32)
                 p0, p1 = information.page_starts[start], information.page_starts[stop]
-                where = _ranges(
-                    information.page_positions[p0:p1], information.page_lengths[p0:p1]
-                )
-                chunk = records[where]
-                docs, values = chunk["doc"], chunk["value"].astype(np.float32)
-                # terms are contiguous: sort each one's postings if needed
+                if not _gather_pages(
+                    records,
+                    information.page_positions[p0:p1],
+                    information.page_lengths[p0:p1],
+                    docs,
+                    values,
+                ):
+                    raise ValueError("a document id does not fit in 32 bits")
+                # (sorted by impact-index's builder; checked all the same)
                 bounds = cumulative[start : stop + 1] - cumulative[start]
-                for t in range(stop - start):
+                for t in _unsorted_terms(docs[:size], bounds):
                     a, b = bounds[t], bounds[t + 1]
-                    order = _check_sorted(docs[a:b])
-                    if order is not None:
-                        docs[a:b], values[a:b] = docs[a:b][order], values[a:b][order]
-                yield docs, values
+                    order = np.argsort(docs[a:b], kind="stable")
+                    docs[a:b], values[a:b] = docs[a:b][order], values[a:b][order]
+                yield docs[:size], values[:size]
                 start = stop
 
     else:
@@ -682,26 +744,30 @@ def from_impact_index(
             (source.postings(t).max_doc_id() for t in range(num_terms) if lengths[t]),
             default=-1,
         )
+        record = np.dtype([("doc", np.uint64), ("value", np.float32)])
 
         def groups() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            docs, values, size = [], [], 0
+            chunks, size = [], 0
             for t in range(num_terms):
                 if lengths[t] == 0:
                     continue
-                pairs = [(p.docid, p.value) for p in source.postings(t)]
-                d = np.fromiter((p[0] for p in pairs), np.uint64, len(pairs))
-                v = np.fromiter((p[1] for p in pairs), np.float32, len(pairs))
-                order = _check_sorted(d)
+                postings = np.fromiter(
+                    ((p.docid, p.value) for p in source.postings(t)),
+                    record,
+                    lengths[t],
+                )
+                order = _check_sorted(postings["doc"])
                 if order is not None:
-                    d, v = d[order], v[order]
-                docs.append(d)
-                values.append(v)
-                size += len(pairs)
+                    postings = postings[order]
+                chunks.append(postings)
+                size += postings.shape[0]
                 if size >= capacity:
-                    yield np.concatenate(docs), np.concatenate(values)
-                    docs, values, size = [], [], 0
-            if docs:
-                yield np.concatenate(docs), np.concatenate(values)
+                    chunk = np.concatenate(chunks)
+                    yield chunk["doc"], chunk["value"]
+                    chunks, size = [], 0
+            if chunks:
+                chunk = np.concatenate(chunks)
+                yield chunk["doc"], chunk["value"]
 
     if max_doc > MAX_UINT32:
         raise ValueError(f"document id {max_doc} does not fit in 32 bits")

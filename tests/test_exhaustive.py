@@ -271,12 +271,12 @@ def test_builder_checks(tmp_path):
     assert len(empty.searcher().search([1], [1.0], 5)[0]) == 0
 
 
-def build_impact_index(documents, folder):
+def build_impact_index(documents, folder, order):
     impact_index = pytest.importorskip("impact_index")
     options = impact_index.BuilderOptions()
     options.in_memory_threshold = 128
     builder = impact_index.IndexBuilder(str(folder), options)
-    for d in range(documents.shape[0]):
+    for d in order:
         terms, values = row_of(documents, d)
         builder.add(d, terms.astype(np.uint64), values.astype(np.float32))
     builder.build(False)
@@ -285,7 +285,9 @@ def build_impact_index(documents, folder):
 
 @pytest.mark.parametrize("method", ["numpy", "iterator"])
 def test_from_impact_index(index, documents, queries, tmp_path, method):
-    source = build_impact_index(documents, tmp_path / "impact")
+    """Both readers give the builder's arrays (impact-index's builder wants
+    increasing document ids: its postings are sorted)"""
+    source = build_impact_index(documents, tmp_path / "impact", range(NUM_DOCS))
     converted = ex.from_impact_index(
         tmp_path / "impact", tmp_path / "converted", 1024 * 1024, method=method
     )
