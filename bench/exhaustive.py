@@ -528,54 +528,50 @@ def design(index, queries):
         f" {np.median(postings):,.0f} ({postings.mean() / index.num_docs:.2f}"
         " x the number of documents)"
     )
+    methods = {
+        # name: (touched list?, selection)
+        "list: heap": (True, "heap"),
+        "list: argpartition": (True, "argpartition"),
+        "list: key buffer, branch-free": (True, 2**40),
+        "list: key buffer (engine)": (True, ex._WARMUP),
+        "scan: heap": (False, "heap"),
+        "scan: key buffer, branch-free": (False, 2**40),
+        "scan: key buffer (engine)": (False, ex._WARMUP),
+    }
     for k in (10, 1000):
         heap_s = np.empty(k, np.float32)
         heap_d = np.empty(k, np.int64)
         buffer = np.empty(ex._buffer_size(k), np.uint64)
         out_d = np.empty(k, np.int64)
         out_s = np.empty(k, np.float32)
-        timings = {
-            name: []
-            for name in (
-                "accumulate+list",
-                "accumulate",
-                "list: heap",
-                "list: argpartition",
-                "list: key buffer",
-                "scan: heap",
-                "scan: key buffer",
-            )
-        }
-        for q in range(indptr.shape[0] - 1):
-            qt = terms[indptr[q] : indptr[q + 1]]
-            qw = weights[indptr[q] : indptr[q + 1]]
-            for select in ("list: heap", "list: argpartition", "list: key buffer"):
+        timings = {"accumulate, with list": [], "accumulate, no list": []}
+        timings.update({name: [] for name in methods})
+        for q in range(-1, indptr.shape[0] - 1):  # (query 0 twice: compiles)
+            qt = terms[indptr[max(q, 0)] : indptr[max(q, 0) + 1]]
+            qw = weights[indptr[max(q, 0)] : indptr[max(q, 0) + 1]]
+            for name, (listed, select) in methods.items():
                 start = time.process_time()
-                n = ex._accumulate(*args, qt, qw, acc, touched, True)
+                n = ex._accumulate(*args, qt, qw, acc, touched, listed)
                 middle = time.process_time()
-                if select == "list: heap":
+                if select == "heap" and listed:
                     _select_touched(acc, touched, n, k, heap_s, heap_d)
-                elif select == "list: argpartition":
-                    argpartition_select(n, k)
-                else:
-                    ex._select_listed(acc, touched, n, k, buffer, out_d, out_s)
-                end = time.process_time()
-                timings["accumulate+list"].append(middle - start)
-                timings[select].append(end - middle)
-            for select in ("scan: heap", "scan: key buffer"):
-                start = time.process_time()
-                ex._accumulate(*args, qt, qw, acc, touched, False)
-                middle = time.process_time()
-                if select == "scan: heap":
+                elif select == "heap":
                     _select_all(acc, k, heap_s, heap_d)
+                elif select == "argpartition":
+                    argpartition_select(n, k)
+                elif listed:
+                    warmup = select * k
+                    ex._select_listed(acc, touched, n, k, buffer, out_d, out_s, warmup)
                 else:
-                    ex._select_scan(acc, k, buffer, out_d, out_s)
+                    ex._select_scan(acc, k, buffer, out_d, out_s, select * k)
                 end = time.process_time()
-                timings["accumulate"].append(middle - start)
-                timings[select].append(end - middle)
+                if q >= 0:
+                    kind = "with list" if listed else "no list"
+                    timings[f"accumulate, {kind}"].append(middle - start)
+                    timings[name].append(end - middle)
         print(f"k={k}:")
         for name, values in timings.items():
-            print(f"  {name:<20} {1000 * np.mean(values):8.3f}")
+            print(f"  {name:<32} {1000 * np.mean(values):8.3f}")
     for ratio in (0.0, 0.25, 0.5, 1.0, 2.0, np.inf):
         searcher = ex.Searcher(index, dense_ratio=ratio)
         search = exhaustive_search(searcher)
