@@ -493,7 +493,7 @@ def design(index, queries):
     from splade import exhaustive as ex
 
     acc = np.zeros(index.num_docs, np.float32)
-    touched = np.empty(index.num_docs, np.uint32)
+    touched = np.empty(index.num_docs + 1, np.uint32)
     indptr, terms, weights = queries
     args = (index.offsets, index.docids, index.weights)
 

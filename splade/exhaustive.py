@@ -857,35 +857,33 @@ class SparseIndex:
 @njit(cache=True)
 def _accumulate(offsets, docids, weights, q_terms, q_weights, acc, touched, track):
     """Adds every posting of the query terms into ``acc``; with ``track``,
-    lists the documents whose score was 0 before (``touched``) and returns
-    their number, or -1 when the list is full (possible only when a score
-    comes back to exactly 0: negative weights)"""
+    lists the documents whose score was 0 before (``touched``, of
+    ``num_docs + 1`` entries) and returns their number, or -1 when the list
+    is full (possible only when a score comes back to exactly 0: negative
+    weights; or when every document is reached)"""
     num_terms = offsets.shape[0] - 1
     n = 0
-    capacity = touched.shape[0]
-    overflow = False
+    last = touched.shape[0] - 1
     for i in range(q_terms.shape[0]):
         t = q_terms[i]
         w = q_weights[i]
         if t < 0 or t >= num_terms or w == 0:
             continue
         start, stop = offsets[t], offsets[t + 1]
-        if track and not overflow:
+        if track:
+            # branch-free (whether a document was reached before is
+            # unpredictable): always write, advance when it was not
             for p in range(start, stop):
                 d = docids[p]
                 old = acc[d]
-                if old == 0:
-                    if n == capacity:
-                        overflow = True
-                    else:
-                        touched[n] = d
-                        n += 1
+                touched[n] = d
+                n = min(n + (old == 0), last)
                 acc[d] = old + w * weights[p]
         else:
             for p in range(start, stop):
                 d = docids[p]
                 acc[d] += w * weights[p]
-    return -1 if overflow else n
+    return -1 if n == last else n
 
 
 @njit(cache=True)
@@ -906,7 +904,12 @@ def _postings_count(offsets, q_terms, q_weights):
 _KEY_SHIFT = np.uint64(32)
 _DOC_MASK = np.uint64(0xFFFFFFFF)
 _TOP_BITS = np.uint32(0x7FFFFFFF)
-_NO_KEY = np.uint64(0xFFFFFFFFFFFFFFFF)
+# Keys below this one have a score > 0: a zero score has the top half
+# 0x7FFFFFFF, a negative one (sign bit set) wraps around above it. (NaN
+# weights are not supported.) Starting from this threshold, the candidate
+# test is a single comparison: two tests, one of them whether the score is
+# 0, made the branch unpredictable (4x slower with half the documents at 0)
+_POSITIVE = np.uint64(0x7FFFFFFF) << np.uint64(32)
 
 
 # (numba's np.partition and np.sort take seconds to compile: small ones here)
@@ -1014,7 +1017,7 @@ def _select_listed(acc, touched, n, k, buffer, out_docs, out_scores, warmup):
     bits = acc.view(np.uint32)
     capacity = buffer.shape[0]
     size = 0
-    threshold = _NO_KEY
+    threshold = _POSITIVE
     switch = min(n, warmup)
     for i in range(switch):
         d = touched[i]
@@ -1022,7 +1025,7 @@ def _select_listed(acc, touched, n, k, buffer, out_docs, out_scores, warmup):
         acc[d] = 0
         key = (np.uint64(_TOP_BITS - b) << _KEY_SHIFT) | np.uint64(d)
         buffer[size] = key
-        size += (b - np.uint32(1) < _TOP_BITS) & (key < threshold)
+        size += key < threshold
         if size == capacity:
             threshold = _compact(buffer, size, k)
             size = k
@@ -1031,7 +1034,7 @@ def _select_listed(acc, touched, n, k, buffer, out_docs, out_scores, warmup):
         b = bits[d]
         acc[d] = 0
         key = (np.uint64(_TOP_BITS - b) << _KEY_SHIFT) | np.uint64(d)
-        if key < threshold and b - np.uint32(1) < _TOP_BITS:
+        if key < threshold:
             buffer[size] = key
             size += 1
             if size == capacity:
@@ -1046,21 +1049,21 @@ def _select_scan(acc, k, buffer, out_docs, out_scores, warmup):
     bits = acc.view(np.uint32)
     capacity = buffer.shape[0]
     size = 0
-    threshold = _NO_KEY
+    threshold = _POSITIVE
     n = acc.shape[0]
     switch = min(n, warmup)
     for d in range(switch):
         b = bits[d]
         key = (np.uint64(_TOP_BITS - b) << _KEY_SHIFT) | np.uint64(d)
         buffer[size] = key
-        size += (b - np.uint32(1) < _TOP_BITS) & (key < threshold)
+        size += key < threshold
         if size == capacity:
             threshold = _compact(buffer, size, k)
             size = k
     for d in range(switch, n):
         b = bits[d]
         key = (np.uint64(_TOP_BITS - b) << _KEY_SHIFT) | np.uint64(d)
-        if key < threshold and b - np.uint32(1) < _TOP_BITS:
+        if key < threshold:
             buffer[size] = key
             size += 1
             if size == capacity:
@@ -1132,7 +1135,7 @@ def _search_batch(
     num_queries = q_indptr.shape[0] - 1
     for w in prange(workers):
         acc = np.zeros(num_docs, np.float32)
-        touched = np.empty(num_docs, np.uint32)
+        touched = np.empty(num_docs + 1, np.uint32)
         buffer = np.empty(buffer_size, np.uint64)
         for q in range(w, num_queries, workers):
             a, b = q_indptr[q], q_indptr[q + 1]
@@ -1167,18 +1170,23 @@ class Searcher:
     - ``P < dense_ratio * num_docs``: the documents whose accumulator was 0
       are listed when first reached; the top-k then reads (and resets) only
       those;
-    - otherwise (most documents are reached anyway): no list (listing costs
-      2.5x the accumulation itself); the top-k scans the whole accumulator,
-      then resets it (a memset). The default ``dense_ratio`` (0.7) is where
-      both take the same time (100,000 documents, k=10 and k=1000).
+    - otherwise (most documents are reached anyway): no list; the top-k
+      scans the whole accumulator, then resets it (a memset). The default
+      ``dense_ratio`` (0.5) sits between the measured crossovers: 0.7 at
+      100,000 documents, 0.4 at 1,000,000 (where the accumulator outgrows
+      the L2 cache and the list's random reads cost more).
+
+    Both loops are branch-free where the outcome is unpredictable: the list
+    is always written and its length advanced by ``old == 0``.
 
     The top-k keeps candidates as uint64 keys (the float32 score's bits,
     complemented, then the document id: smaller is better, so ties go to
-    the smaller id) in a buffer of ``2k + 1024``; a candidate must beat the
-    threshold (the k-th best key so far), which a quickselect renews when
-    the buffer fills; the first ``32 k`` documents are appended branch-free
-    (about half of them pass, unpredictably), the others behind a branch
-    (rarely taken). Measured (``bench/exhaustive.py --design``, 100,000
+    the smaller id) in a buffer of ``2k + 1024``; a candidate must be below
+    a threshold key, at first the one that means "score > 0" (one
+    comparison), then the k-th best key so far, which a quickselect renews
+    when the buffer fills; the first ``32 k`` documents are appended
+    branch-free (many of them pass, unpredictably), the others behind a
+    branch (rarely taken). Measured (``bench/exhaustive.py --design``, 100,000
     documents, CPU ms/query for the selection alone, k=10 / k=1000): this
     0.12 / 0.25, a binary heap 0.12 / 0.58, ``np.argpartition`` on the
     touched documents' scores 1.9 / 1.9 (the gather of the scores dominates).
@@ -1188,11 +1196,11 @@ class Searcher:
     list), plus the index.
     """
 
-    def __init__(self, index: SparseIndex, dense_ratio: float = 0.7):
+    def __init__(self, index: SparseIndex, dense_ratio: float = 0.5):
         self.index = index
         self.dense_ratio = float(dense_ratio)
         self._acc = np.zeros(index.num_docs, np.float32)
-        self._touched = np.empty(index.num_docs, np.uint32)
+        self._touched = np.empty(index.num_docs + 1, np.uint32)
         self._buffer = np.empty(0, np.uint64)
 
     def _query(self, term_ids, weights):
