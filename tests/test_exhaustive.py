@@ -100,11 +100,12 @@ def test_k_larger_than_matches(index, documents):
     exact = documents[:, rare].astype(np.float64) @ weights.astype(np.float64)
     matching = np.flatnonzero(exact > 0)
     assert 0 < len(matching) < 50
-    searcher = index.searcher()
-    for k in (50, NUM_DOCS, 10 * NUM_DOCS):
-        docs, scores = searcher.search(rare, weights, k)
-        assert set(docs.tolist()) == set(matching.tolist())
-        check_exact(docs, scores, exact, k)
+    for dense_ratio in (0, np.inf):  # scan (most documents at 0), list
+        searcher = index.searcher(dense_ratio=dense_ratio)
+        for k in (50, NUM_DOCS, 10 * NUM_DOCS):
+            docs, scores = searcher.search(rare, weights, k)
+            assert set(docs.tolist()) == set(matching.tolist())
+            check_exact(docs, scores, exact, k)
 
 
 def test_empty_and_absent_terms(index, queries):
