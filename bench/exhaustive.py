@@ -493,7 +493,8 @@ def design(index, queries):
     from splade import exhaustive as ex
 
     acc = np.zeros(index.num_docs, np.float32)
-    touched = np.empty(index.num_docs + 1, np.uint32)
+    # (room for every document: the list never fills up)
+    touched = np.empty(2 * index.num_docs + 1, np.uint32)
     indptr, terms, weights = queries
     args = (index.offsets, index.docids, index.weights)
 
