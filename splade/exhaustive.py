@@ -1186,10 +1186,14 @@ class Searcher:
     comparison), then the k-th best key so far, which a quickselect renews
     when the buffer fills; the first ``32 k`` documents are appended
     branch-free (many of them pass, unpredictably), the others behind a
-    branch (rarely taken). Measured (``bench/exhaustive.py --design``, 100,000
-    documents, CPU ms/query for the selection alone, k=10 / k=1000): this
-    0.12 / 0.25, a binary heap 0.12 / 0.58, ``np.argpartition`` on the
-    touched documents' scores 1.9 / 1.9 (the gather of the scores dominates).
+    branch (rarely taken). Measured (``bench/exhaustive.py --design``,
+    queries reaching every document, CPU ms/query for the selection alone,
+    k=10 / k=1000), at 100,000 documents: this 0.10 / 0.21 (touched list or
+    full scan alike), a binary heap 0.09-0.12 / 0.54-0.57,
+    ``np.argpartition`` on the touched documents' scores 1.7 / 1.8 (the
+    accumulation itself: 0.28, 0.67 with a list); at 1,000,000 documents:
+    this 0.84-0.87 / 1.06-1.07, a heap 0.86-1.14 / 1.55-1.76,
+    ``np.argpartition`` 17 / 18 (the accumulation: 2.9, 6.9 with a list).
 
     A searcher is not thread-safe (one accumulator): use one per thread, or
     :meth:`search_batch`. Memory: 8 bytes per document (accumulator and
