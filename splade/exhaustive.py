@@ -237,6 +237,10 @@ class IndexBuilder:
     hold them (a term is never split). The output is never held in memory
     (the page cache holds what was written, as for any file). Temporary
     disk space: the size of the index (the runs), removed at the end.
+    Measured (``bench/exhaustive.py``, 1,000,000 documents, 120 M postings,
+    256 MiB budget, 13 runs): 8 s, peak RSS 467 MiB, of which about 100 MiB
+    is Python, numpy and numba themselves and some 40 MiB the benchmark's
+    batches of 20,000 documents.
 
     With documents added in non-decreasing id order (the usual case) sorting
     is a linear counting sort; otherwise a stable sort by (term, document).
@@ -675,9 +679,11 @@ def from_impact_index(
         ``postings.dat`` directly (impact-index 1.7.1's forward layout,
         described above; memory-mapped, decoded with numba);
         ``"iterator"`` goes through ``impact_index.Index.postings(term)``
-        (one Python object per posting, several times slower; see
-        ``bench/exhaustive.py --convert``); ``"auto"`` (the default) decodes
-        directly when the layout is recognised, else iterates.
+        (one Python object per posting); ``"auto"`` (the default) decodes
+        directly when the layout is recognised, else iterates. Measured
+        (``bench/exhaustive.py --convert``, CPU seconds per million
+        postings): numpy 0.014 (12 M postings) to 0.023 (120 M: 2.7 s CPU,
+        5.6 s wall with the disk), iterator 0.26 to 0.30.
     :param num_docs: default: the largest document id + 1
     """
     index_path, folder = Path(index_path), Path(folder)
