@@ -24,9 +24,17 @@ each build's wall time, peak RSS (each build in its own process) and index
 size; then, with ``--threads N`` > 1, the throughput of
 ``Searcher.search_batch`` on N threads; and, with ``--design``, the
 measurements behind the engine's choices (top-k by heap or argpartition,
-touched list or full scan).
+touched list or full scan); with ``--convert``, ``from_impact_index`` timed
+by method on the impact-index index. Files go to ``--workdir`` (default
+``/tmp/bench-exhaustive-DOCS``); a build already measured there is reused
+(remove its ``NAME.build.json`` to measure it again).
 
-    python bench/exhaustive.py --docs 100000 --queries 1000 --design
+    python bench/exhaustive.py --docs 100000 --threads 2 --design --convert
+    python bench/exhaustive.py --docs 1000000 --threads 2 --design --convert
+
+(about 1.5 and 12 minutes on 2 cores). pyterrier-pisa's own ``toks``
+indexer inverts in Python; the PISA build here writes the same binary
+collection with numpy, from the exhaustive index (term-major already).
 """
 
 import argparse
