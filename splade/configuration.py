@@ -20,6 +20,7 @@ from typing import Annotated, Dict, List, Literal, Optional
 from annotated_types import Ge, Gt, Interval, MinLen
 from attrs import Factory
 from experimaestro.experiments import ConfigurationBase, configuration
+from pydantic import BeforeValidator
 from xpm_torch.experiments.configuration import TransformerOptimization
 
 
@@ -106,6 +107,17 @@ NonNegative = Annotated[float, Ge(0)]
 Positive = Annotated[int, Gt(0)]
 
 
+def _split_commas(value):
+    # experimaestro gives the values of -c options as strings
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+#: A list of strings, also written ``a,b,c`` (e.g. after ``-c``)
+Names = Annotated[List[str], BeforeValidator(_split_commas)]
+
+
 # --- Data
 
 
@@ -137,6 +149,21 @@ class LocalCollection:
     splits: Dict[str, LocalSplit] = Factory(dict)
     """Query sets, by name (e.g. ``train``, ``test``); they are referred to
     as ``local:<name>`` in the other ``data`` fields"""
+
+
+@configuration
+class TestRequirements:
+    """Launcher requirements of the tasks of one test collection (unset:
+    those of the ``bm25``, ``indexation`` and ``retrieval`` sections)"""
+
+    bm25: Optional[str] = None
+    """BM25 index of its documents, and BM25 retrieval"""
+
+    indexation: Optional[str] = None
+    """SPLADE index of its documents"""
+
+    retrieval: Optional[str] = None
+    """SPLADE retrieval and evaluation"""
 
 
 @configuration
@@ -188,11 +215,27 @@ class Data:
             "trec2020": "com.microsoft.msmarco.passage.trec2020",
         }
     )
-    """Test collections: name -> datamaestro id of an ad-hoc dataset"""
+    """Test collections: name -> datamaestro id of an ad-hoc dataset (or
+    ``local:<split>``). Each is searched in an index of its own documents;
+    collections on the same documents share their indices"""
+
+    tests_only: Names = Factory(list)
+    """Evaluate on these test collections only (names in ``tests``; empty:
+    all of them), e.g. ``-c data.tests_only=scifact,nfcorpus``"""
 
     test_sizes: Dict[str, Positive] = Factory(dict)
     """Evaluate on a random sample of queries: test collection name -> number
     of queries (collections not named here are used whole)"""
+
+    test_requirements: Dict[str, TestRequirements] = Factory(dict)
+    """Launcher requirements of the tasks of a test collection whose
+    documents need more than the defaults (e.g. BEIR's 5M-document
+    collections): test collection name -> requirements"""
+
+    averages: Dict[str, List[str]] = Factory(dict)
+    """Rows of the results table that average test collections (e.g.
+    ``BEIR-13``): row name -> test collection names. A model gets the row
+    when it was evaluated on all of them"""
 
 
 # --- BM25 and the model
@@ -208,9 +251,11 @@ class BM25:
     b: Annotated[float, Interval(ge=0, le=1)] = 0.4
     """BM25 b (Anserini's MS MARCO default)"""
 
-    validation_topk: Positive = 50
+    validation_topk: Annotated[int, Ge(0)] = 50
     """The validation collection is made of the BM25 top-k documents of the
-    validation queries (plus their relevant documents)"""
+    validation queries (plus their relevant documents); 0: all the documents
+    (for small collections: validation then ranks the whole collection, and
+    training does not wait for BM25)"""
 
     negatives_topk: Positive = 100
     """Training on queries with relevance judgements (``softmax_ce`` on a
@@ -426,8 +471,9 @@ class Retrieval:
     engine: Engine = Factory(Engine)
     """Retrieval engine of the SPLADE index and its parameters"""
 
-    measures: List[str] = Factory(lambda: ["RR@10", "nDCG@10", "R@1000", "AP"])
-    """Evaluation measures (ir_measures names, ``Measure@k``)"""
+    measures: Names = Factory(lambda: ["RR@10", "nDCG@10", "R@1000", "AP"])
+    """Evaluation measures (ir_measures names, ``Measure@k``; on the command
+    line: ``-c retrieval.measures=nDCG@10,R@100``)"""
 
     evaluate_untrained: bool = False
     """Also index and evaluate the model before training (a sanity check:

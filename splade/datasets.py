@@ -58,7 +58,12 @@ class Datasets:
         """The ids of the data section that name nothing, and the problems of
         the local collection's files"""
         data = self.data
-        ids = {f"data.tests.{key}": value for key, value in data.tests.items()}
+        only = set(data.tests_only) or set(data.tests)
+        ids = {
+            f"data.tests.{key}": value
+            for key, value in data.tests.items()
+            if key in only
+        }
         ids["data.documents"] = data.documents
         if mode == Mode.TRAIN:
             ids.update(

@@ -1,8 +1,13 @@
-"""The test collections and the measures computed on them"""
+"""The test collections and the measures computed on them
+
+Each test collection is searched in an index of its own documents (e.g. a
+BEIR dataset), built once per collection of documents: test collections on
+the same documents (MS MARCO dev and TREC DL) share their indices.
+"""
 
 import logging
 from pathlib import Path
-from typing import List
+from typing import Callable, Dict, List, Optional
 
 import ir_measures
 from datamaestro_ir.data import Adhoc
@@ -13,7 +18,12 @@ from xpmir.datasets.adapters import RandomFold
 from xpmir.evaluation import Evaluations
 from xpmir.measures import Measure
 
-from splade.configuration import ConfigurationError, Data, Retrieval
+from splade.configuration import (
+    ConfigurationError,
+    Data,
+    Retrieval,
+    SPLADEConfiguration,
+)
 from splade.datasets import Datasets
 from splade.results import ResultsTable
 
@@ -38,13 +48,46 @@ def problems(retrieval: Retrieval, data: Data) -> List[str]:
         for name in retrieval.measures
         if (problem := measure_problem(name))
     ]
-    found += [
-        f"data.test_sizes.{key}: {key} is not a test collection"
-        f" (data.tests: {sorted(data.tests)})"
-        for key in data.test_sizes
-        if key not in data.tests
-    ]
+    for field, keys in (
+        ("tests_only", data.tests_only),
+        ("test_sizes", data.test_sizes),
+        ("test_requirements", data.test_requirements),
+        *((f"averages.{name}", names) for name, names in data.averages.items()),
+    ):
+        found += [
+            f"data.{field}: {key} is not a test collection"
+            f" (data.tests: {sorted(data.tests)})"
+            for key in keys
+            if key not in data.tests
+        ]
     return found
+
+
+def requirements(cfg: SPLADEConfiguration, section: str, key: str) -> str:
+    """Launcher requirements of a task of test collection ``key``:
+    ``data.test_requirements`` or else those of ``section`` (``bm25``,
+    ``indexation`` or ``retrieval``)"""
+    specific = cfg.data.test_requirements.get(key)
+    if specific is not None and getattr(specific, section) is not None:
+        return getattr(specific, section)
+    return getattr(cfg, section).requirements
+
+
+class PerDocuments:
+    """Makes one object (e.g. an index) per document collection:
+    ``make(documents, key)`` is called once for each collection, with the
+    key of the first test collection that has it; test collections on the
+    same documents get the same object"""
+
+    def __init__(self, make: Callable):
+        self.make = make
+        self.made = {}
+
+    def __call__(self, documents, key: Optional[str] = None):
+        identifier = documents.__identifier__().all
+        if identifier not in self.made:
+            self.made[identifier] = self.make(documents, key)
+        return self.made[identifier]
 
 
 def measure(name: str) -> Measure:
@@ -66,16 +109,24 @@ def test_collections(
     """
     parsed = [measure(name) for name in measures]
     collections = {}
-    for key, dataset_id in datasets.data.tests.items():
+    data = datasets.data
+    for key, dataset_id in selected_tests(data).items():
         collection = datasets.get(dataset_id)
         if max_docs > 0:
             collection = IndexedSubset.C(dataset=collection, max_docs=max_docs).submit()
-        if size := datasets.data.test_sizes.get(key):
+        if size := data.test_sizes.get(key):
             collection = RandomFold.C(
                 dataset=collection, seed=0, fold=0, sizes=[size]
             ).submit()
         collections[key] = Evaluations(collection, parsed)
-    return ResultsTable(measures, **collections)
+    return ResultsTable(measures, data.averages, **collections)
+
+
+def selected_tests(data: Data) -> Dict[str, str]:
+    """The test collections evaluated (``data.tests_only``, if given)"""
+    if not data.tests_only:
+        return dict(data.tests)
+    return {key: data.tests[key] for key in data.tests_only if key in data.tests}
 
 
 class IndexedSubset(Task):

@@ -9,7 +9,7 @@
 #
 # Run with: experimaestro run-experiment splade/debug.yaml
 
-from experimaestro import RunMode, copyconfig
+from experimaestro import RunMode
 from experimaestro.experiments.grid import generate_grid
 from experimaestro.launcherfinder import find_launcher
 from xpm_torch import Random
@@ -27,12 +27,12 @@ from splade.configuration import Mode, SPLADEConfiguration
 from splade.datasets import Datasets
 from splade.devices import fabric
 from splade.engines import sparse_retriever
-from splade.evaluation import test_collections
+from splade.evaluation import PerDocuments, requirements, test_collections
 from splade.models import splade_model
 from splade.results import tagged
 from splade.training import trainer
 from splade.workarounds import check_private_hooks
-from splade.workarounds.experimaestro import keep_done_markers
+from splade.workarounds.experimaestro import keep_done_markers, raise_if_failed
 from splade.workarounds.xpm_torch import StaleCheckpointsCleaner
 from splade.workarounds.xpmir import (
     FullRetrieverRescorer,
@@ -52,32 +52,40 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     check(cfg, datasets, variants, downloads=helper.xp.run_mode == RunMode.NORMAL)
     bm25_launcher = find_launcher(cfg.bm25.requirements)
 
-    # --- Data: documents and test collections
+    # --- Data: the training documents, and the test collections (each is
+    # searched in an index of its own documents, shared by the collections
+    # that have the same ones)
     documents = datasets.get(cfg.data.documents)
     max_docs = cfg.indexation.max_docs
     tests = test_collections(datasets, cfg.retrieval.measures, max_docs)
 
     # --- BM25 baseline (impact-index bag-of-words index)
-    bm25_index = BOWSparseRetrieverIndexBuilder.C(
-        documents=documents, max_docs=max_docs
-    ).submit(launcher=bm25_launcher)
-    bm25 = BOWRetriever.C(
-        index=bm25_index,
-        model=BM25.C(k1=cfg.bm25.k1, b=cfg.bm25.b),
-        topk=cfg.retrieval.topk,
-    )
-    tests.evaluate_retriever(
-        tagged(copyconfig(bm25), {"model": "bm25"}), bm25_launcher, with_run=True
+    bm25_indices = PerDocuments(
+        lambda documents, key: BOWSparseRetrieverIndexBuilder.C(
+            documents=documents, max_docs=max_docs
+        ).submit(launcher=launchers(cfg, "bm25")(key))
     )
 
+    def bm25(documents, key=None, topk=cfg.retrieval.topk):
+        return BOWRetriever.C(
+            index=bm25_indices(documents, key),
+            model=BM25.C(k1=cfg.bm25.k1, b=cfg.bm25.b),
+            topk=topk,
+        )
+
+    tests.evaluate({"model": "bm25"}, bm25, launchers(cfg, "bm25"))
+
     # --- Validation collection: BM25 top-k documents of validation queries
+    # (or the whole collection)
     validation = None
     if cfg.mode == Mode.TRAIN:
-        validation = RetrieverBasedCollection.C(
-            dataset=datasets.validation_queries(cfg.seed, bm25_launcher),
-            retrievers=[copyconfig(bm25, topk=cfg.bm25.validation_topk)],
-        ).submit(launcher=bm25_launcher)
-        validation.documents.in_memory = True
+        validation = datasets.validation_queries(cfg.seed, bm25_launcher)
+        if cfg.bm25.validation_topk > 0:
+            validation = RetrieverBasedCollection.C(
+                dataset=validation,
+                retrievers=[bm25(documents, topk=cfg.bm25.validation_topk)],
+            ).submit(launcher=bm25_launcher)
+            validation.documents.in_memory = True
 
     # --- SPLADE, once per variant
     models, logs = {}, {}
@@ -101,7 +109,7 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
                 datasets=datasets,
                 documents=documents,
                 validation=validation,
-                bm25=bm25,
+                negatives=bm25(documents, topk=variant.bm25.negatives_topk),
                 device=device,
             )
             best = learner.submit(
@@ -118,42 +126,62 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
                     (None, init_tasks, {**tags, "model": "splade-untrained"})
                 )
 
-        # Sparse index of the collection, retrieval with the query encoder,
-        # evaluation on the test collections (and of the model before
-        # training, if asked)
+        # Sparse index of each test collection's documents, retrieval with
+        # the query encoder, evaluation (also of the model before training,
+        # if asked)
         for checkpoint, model_init_tasks, model_tags in evaluated:
-            index = SparseRetrieverIndexBuilder.C(
-                documents=documents,
-                encoder=scorer.encoder,
-                batch_size=variant.indexation.batch_size,
-                max_docs=max_docs,
-                ordered_index=False,
-                fabric_config=device,
-            ).submit(
-                launcher=find_launcher(variant.indexation.requirements),
-                init_tasks=model_init_tasks,
-            )
-            retriever = sparse_retriever(
-                variant.retrieval.engine,
-                index=index,
-                encoder=scorer.query_encoder or scorer.encoder,
-                topk=variant.retrieval.topk,
-                batch_size=variant.retrieval.batch_size,
-                launcher=bm25_launcher,
-            )
-            tests.add_model(model_tags, checkpoint, index)
-            tests.evaluate_retriever(
-                tagged(retriever, model_tags),
-                find_launcher(variant.retrieval.requirements),
+            indices = splade_indices(variant, scorer, model_init_tasks, device)
+            tests.evaluate(
+                model_tags,
+                splade_retrievers(variant, scorer, indices, bm25_launcher),
+                launchers(variant, "retrieval"),
+                index_of=indices,
+                checkpoint=checkpoint,
                 init_tasks=model_init_tasks,
                 fabric_config=device,
-                with_run=True,
             )
 
     if helper.xp.run_mode == RunMode.NORMAL:
-        helper.xp.wait()
+        raise_if_failed(helper.xp)
         tests.print_summary()
     return PaperResults(models=models, evaluations=tests, tb_logs=logs)
+
+
+def splade_indices(cfg: SPLADEConfiguration, scorer, init_tasks, device):
+    """The SPLADE index of each collection of documents (impact-index)"""
+    return PerDocuments(
+        lambda documents, key: SparseRetrieverIndexBuilder.C(
+            documents=documents,
+            encoder=scorer.encoder,
+            batch_size=cfg.indexation.batch_size,
+            max_docs=cfg.indexation.max_docs,
+            ordered_index=False,
+            fabric_config=device,
+        ).submit(launcher=launchers(cfg, "indexation")(key), init_tasks=init_tasks)
+    )
+
+
+def splade_retrievers(cfg: SPLADEConfiguration, scorer, indices, launcher):
+    """``(documents, key) -> retriever`` of the SPLADE model with the chosen
+    engine (its index conversions, if any, are submitted to ``launcher``)"""
+
+    def retriever(documents, key):
+        return sparse_retriever(
+            cfg.retrieval.engine,
+            index=indices(documents, key),
+            encoder=scorer.query_encoder or scorer.encoder,
+            topk=cfg.retrieval.topk,
+            batch_size=cfg.retrieval.batch_size,
+            launcher=launcher,
+        )
+
+    return retriever
+
+
+def launchers(cfg: SPLADEConfiguration, section: str):
+    """``key -> launcher`` of the tasks of a test collection (``section``:
+    ``bm25``, ``indexation`` or ``retrieval``)"""
+    return lambda key: find_launcher(requirements(cfg, section, key))
 
 
 def train(
@@ -166,7 +194,7 @@ def train(
     datasets,
     documents,
     validation,
-    bm25,
+    negatives,
     device,
 ) -> Learner:
     """The learner of SPLADE (to submit), whose validation listener keeps the
@@ -197,7 +225,7 @@ def train(
                 documents,
                 flops,
                 cfg.seed,
-                bm25=copyconfig(bm25, topk=cfg.bm25.negatives_topk),
+                bm25=negatives,
             ),
             model=scorer,
             optimizers=optimization.optimizer,

@@ -2,7 +2,7 @@
 
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import pandas as pd
 from xpmir.evaluation import EvaluationsCollection
@@ -48,37 +48,73 @@ class ResultsTable(EvaluationsCollection):
     """Test collections whose results are one flat table: a row per
     (dataset, model) with the tags of the model (e.g. the values of a
     sweep), one column per measure, the average number of non-zero terms
-    per document (``nonzeros_d``) for sparse models, and the path of the
-    run file (``run``, TREC format)
+    per document of the collection's index (``nonzeros_d``) for sparse
+    models, and the path of the run file (``run``, TREC format); plus, for
+    each average (e.g. ``BEIR-13``), a row per model with the mean of each
+    measure over its test collections
 
     xpmir's table has a two-level header (tag / metric), awkward to read
     back (``pd.read_csv(path)`` is enough for this one).
     """
 
-    def __init__(self, measures: List[str], **collection):
+    def __init__(
+        self,
+        measures: List[str],
+        averages: Dict[str, List[str]],
+        **collection,
+    ):
         super().__init__(**collection)
         self.measures = measures
-        self.models = []
+        self.averages = averages
+        #: (model tags, checkpoint or None)
+        self.models: List[Tuple[Dict[str, object], object]] = []
+        #: (model tags as a tuple, dataset key) -> sparse index
+        self.indices: Dict[Tuple, object] = {}
         self.runs = []
 
-    def add_model(self, tags: Dict[str, object], checkpoint, index):
-        """Registers a model: its tags, best checkpoint loader (or None) and
-        sparse index, for the summary and the non-zeros column"""
-        self.models.append((tags, checkpoint, index))
+    def evaluate(
+        self,
+        tags: Dict[str, object],
+        retriever_of: Callable,
+        launcher_of: Callable,
+        *,
+        index_of: Optional[Callable] = None,
+        checkpoint=None,
+        **kwargs,
+    ):
+        """Evaluates a model on every test collection
 
-    def evaluate_retriever(self, retriever, *args, **kwargs):
-        results = super().evaluate_retriever(retriever, *args, **kwargs)
-        self.runs.extend(results)
-        return results
+        :param tags: the model's tags (rows of the table)
+        :param retriever_of: ``(documents, key) -> retriever`` of the model
+            for the documents of the test collection ``key``
+        :param launcher_of: ``key -> launcher`` of the evaluation task
+        :param index_of: ``(documents, key) -> sparse index`` (for the
+            non-zeros column and the summary)
+        :param checkpoint: the model's best checkpoint (for the summary)
+        :param kwargs: given to xpmir's ``evaluate_retriever`` (init tasks,
+            fabric configuration)
+        """
+        self.models.append((tags, checkpoint))
+        for key, evaluations in self.collection.items():
+            documents = evaluations.dataset.documents
+            retriever = tagged(retriever_of(documents, key), tags)
+            self.runs.append(
+                evaluations.evaluate_retriever(
+                    key, retriever, launcher_of(key), with_run=True, **kwargs
+                )
+            )
+            if index_of is not None:
+                self.indices[(_key(tags), key)] = index_of(documents, key)
 
-    def _nonzeros(self, tags) -> Optional[float]:
-        for model_tags, _, index in self.models:
-            if model_tags == tags:
-                try:
-                    return average_nonzeros(Path(index.index_path))
-                except Exception:
-                    logger.exception("Cannot read the index of %s", tags)
-        return None
+    def _nonzeros(self, tags, key) -> Optional[float]:
+        index = self.indices.get((_key(tags), key))
+        if index is None:
+            return None
+        try:
+            return average_nonzeros(Path(index.index_path))
+        except Exception:
+            logger.exception("Cannot read the index of %s on %s", tags, key)
+            return None
 
     def to_dataframe(self) -> pd.DataFrame:
         # evaluation -> its run file (runs are kept with with_run=True)
@@ -96,28 +132,59 @@ class ResultsTable(EvaluationsCollection):
                 model_tags = {k: v for k, v in tags.items() if k != "dataset"}
                 row = {"dataset": key, **dict(sorted(model_tags.items()))}
                 row.update((k, float(v)) for k, v in measures.items())
-                if (nonzeros := self._nonzeros(model_tags)) is not None:
+                if (nonzeros := self._nonzeros(model_tags, key)) is not None:
                     row["nonzeros_d"] = round(nonzeros, 1)
                 if id(result) in run_files:
                     row["run"] = run_files[id(result)]
                 rows.append(row)
         df = pd.DataFrame(rows)
+        df = pd.concat([df, self._average_rows(df)], ignore_index=True)
         first = [c for c in ["dataset", "model"] if c in df.columns]
         last = [m for m in self.measures + ["nonzeros_d", "run"] if m in df.columns]
         tags = sorted(set(df.columns) - set(first) - set(last))
         return ResultsFrame(df[first + tags + last])
 
+    def _average_rows(self, df: pd.DataFrame) -> pd.DataFrame:
+        """For each average and model, the mean of each measure over the
+        average's test collections; when the model has results on some of
+        them only, the row says how many (``BEIR-13 (2 of 13)``)"""
+        if df.empty:
+            return df
+        measures = [m for m in self.measures if m in df.columns]
+        tags = [c for c in df.columns if c not in {"dataset", "nonzeros_d", "run"}]
+        tags = [c for c in tags if c not in measures]
+        rows = []
+        for name, keys in self.averages.items():
+            subset = df[df["dataset"].isin(keys)]
+            for values, group in subset.groupby(tags, dropna=False, sort=False):
+                found = len(set(group["dataset"]))
+                label = (
+                    name
+                    if found == len(set(keys))
+                    else f"{name} ({found} of {len(set(keys))})"
+                )
+                values = values if isinstance(values, tuple) else (values,)
+                row = {"dataset": label, **dict(zip(tags, values, strict=True))}
+                row.update(group[measures].mean().to_dict())
+                rows.append(row)
+        return pd.DataFrame(rows)
+
     def print_summary(self):
         """Prints where the outputs of the experiment are"""
         lines = ["", "Outputs:"]
-        for tags, checkpoint, index in self.models:
+        for tags, checkpoint in self.models:
             name = ", ".join(f"{k}={v}" for k, v in tags.items())
             if checkpoint is not None:
                 lines.append(
                     f"- {name}: best checkpoint (Hugging Face folder) "
                     f"{checkpoint.encoder_path}"
                 )
-            lines.append(f"- {name}: sparse index {index.index_path}")
+            shared: Dict[str, List[str]] = {}  # index -> the datasets it serves
+            for (model, key), index in self.indices.items():
+                if model == _key(tags):
+                    shared.setdefault(str(index.index_path), []).append(key)
+            for path, keys in shared.items():
+                lines.append(f"- {name}: sparse index {path} ({', '.join(keys)})")
         for result in self.runs:
             if result.run is not None:
                 name = ", ".join(
@@ -125,3 +192,7 @@ class ResultsTable(EvaluationsCollection):
                 )
                 lines.append(f"- {name}: run (TREC format) {result.run.path}")
         print("\n".join(lines))  # noqa: T201
+
+
+def _key(tags: Dict[str, object]) -> Tuple:
+    return tuple(sorted(tags.items()))

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -105,7 +106,7 @@ def user_environment(home: Path) -> dict:
     records network accesses (in ``$HOME/network.log``; the processes where
     the guard is installed are listed in ``$HOME/guarded.log``)"""
     site = home / "site"
-    site.mkdir()
+    site.mkdir(exist_ok=True)
     shutil.copyfile(
         Path(__file__).parent / "network_guard.py", site / "network_guard.py"
     )
@@ -126,3 +127,26 @@ def user_environment(home: Path) -> dict:
     bindir = Path(sys.executable).parent
     env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
     return env
+
+
+def run(args, env, log: Path, timeout=900) -> int:
+    """Runs a command (e.g. ``experimaestro run-experiment ...``) from the
+    repository's root, its output in ``log``; returns its exit status"""
+    with log.open("wt") as fp:
+        process = subprocess.run(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=fp,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+        )
+    return process.returncode
+
+
+def failure_report(home: Path, log: Path) -> str:
+    """The end of a run's log and of every job's stderr"""
+    parts = [f"--- {log}\n" + "\n".join(log.read_text().splitlines()[-60:])]
+    for err in sorted((home / "experiments").glob("splade/jobs/*/*/*.err")):
+        parts.append(f"--- {err}\n" + "\n".join(err.read_text().splitlines()[-30:]))
+    return "\n".join(parts)

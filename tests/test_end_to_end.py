@@ -8,30 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, user_environment
+from conftest import failure_report, run, user_environment
 
 pytestmark = pytest.mark.slow
-
-
-def run(args, env, log: Path, timeout=900):
-    with log.open("wt") as fp:
-        process = subprocess.run(
-            args,
-            cwd=ROOT,
-            env=env,
-            stdout=fp,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-        )
-    return process.returncode
-
-
-def failure_report(home: Path, log: Path) -> str:
-    """The end of the run log and of every job's stderr"""
-    parts = [f"--- {log}\n" + "\n".join(log.read_text().splitlines()[-60:])]
-    for err in sorted((home / "experiments").glob("splade/jobs/*/*/*.err")):
-        parts.append(f"--- {err}\n" + "\n".join(err.read_text().splitlines()[-30:]))
-    return "\n".join(parts)
 
 
 @pytest.fixture(scope="module")

@@ -182,6 +182,9 @@ def test_requirements_find_a_launcher(recipe, launchers):
     cfg = load(recipe)
     for section in (cfg.bm25, cfg.learner, cfg.indexation, cfg.retrieval):
         assert registry.find(section.requirements) is not None, section.requirements
+    for specific in cfg.data.test_requirements.values():
+        for value in (specific.bm25, specific.indexation, specific.retrieval):
+            assert value is None or registry.find(value) is not None, value
 
 
 @pytest.mark.parametrize(

@@ -24,8 +24,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from conftest import ROOT, user_environment
-from test_end_to_end import failure_report
+from conftest import ROOT, failure_report, user_environment
 from websockets.sync.client import connect
 
 pytestmark = pytest.mark.slow

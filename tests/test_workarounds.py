@@ -73,6 +73,24 @@ def test_rescorer_matches_brute_force(setup, tiny_model):
         torch.testing.assert_close(scores, expected[ix], rtol=1e-5, atol=1e-4)
 
 
+def test_rescorer_scores_a_whole_document_store(setup, tiny_model):
+    """Validation on the whole collection: the documents are a store, which
+    xpmir's batcher passes as one batch; it is scored in batches"""
+    documents, scorer, queries = setup
+    store = documents.base
+    subset = rescorer(FullRetrieverRescorer, documents, scorer, tiny_model)
+    whole = rescorer(FullRetrieverRescorer, store, scorer, tiny_model)
+    whole.batchsize = 16
+    expected = subset.retrieve_all(as_records(queries))
+    results = whole.retrieve_all(as_records(queries))
+    for qid in queries:
+        assert [sd.document["id"] for sd in results[qid]] == documents.docids
+        torch.testing.assert_close(
+            torch.tensor([sd.score for sd in results[qid]]),
+            torch.tensor([sd.score for sd in expected[qid]]),
+        )
+
+
 def test_upstream_one_hot_encoder_is_not_a_records_encoder(tiny_model):
     """spladeV2_doc's query encoder takes strings and returns a bare tensor"""
     from xpmir.neural.splade import spladeV2_doc
@@ -181,3 +199,60 @@ def test_a_missing_private_hook_stops_the_start(monkeypatch):
     monkeypatch.delattr(Scheduler, "_cleanup_job_marker_files")
     with pytest.raises(RuntimeError, match="Scheduler._cleanup_job_marker_files"):
         check_private_hooks()
+
+
+FAILING_TASK = """
+from experimaestro import Task
+
+
+class Fails(Task):
+    def execute(self):
+        raise RuntimeError("this task fails")
+"""
+
+FAILING_DRIVER = """
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from experimaestro import experiment
+from experimaestro.scheduler.experiment import FailedExperiment
+from failing import Fails
+
+from splade.workarounds.experimaestro import raise_if_failed
+
+with experiment(Path(sys.argv[1]), "failing", port=None) as xp:
+    xp.workspace.python_path.append(Path(__file__).parent)
+    Fails.C().submit()
+    xp.wait()  # upstream: returns, although the job failed
+    print("waited, failed:", xp.failed)
+    try:
+        raise_if_failed(xp)
+    except FailedExperiment as e:
+        print("raised:", e)
+"""
+
+
+@pytest.mark.slow
+def test_upstream_wait_ignores_failed_jobs(tmp_path):
+    """experimaestro's experiment.wait() returns when a job failed (the
+    command exits with status 0); raise_if_failed raises FailedExperiment"""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    (tmp_path / "failing.py").write_text(FAILING_TASK)
+    (tmp_path / "driver.py").write_text(FAILING_DRIVER)
+    process = subprocess.run(
+        [sys.executable, str(tmp_path / "driver.py"), str(tmp_path / "ws")],
+        cwd=ROOT,
+        env={**os.environ, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "waited, failed: True" in process.stdout, process.stderr[-3000:]
+    assert "raised: 1 job(s) failed (logs: " in process.stdout
+    assert "fails.err" in process.stdout

@@ -86,3 +86,21 @@ def command_line() -> Optional[Dict[str, Any]]:
             " experimaestro version; see splade/workarounds/experimaestro.py"
         )
     return None
+
+
+def raise_if_failed(xp):
+    """Raises ``FailedExperiment`` when a job of the experiment failed, once
+    every job has ended
+
+    experimaestro 2.7's ``experiment.wait()`` logs "Experiment Failed: N
+    failed jobs" (scheduler/experiment.py:837) and returns:
+    ``experimaestro run-experiment`` then exits with status 0, so that a
+    script or CI cannot tell a failed run from a finished one. With this, the
+    command reports the failed jobs and exits with status 1.
+    """
+    from experimaestro.scheduler.experiment import FailedExperiment
+
+    xp.wait()
+    if xp.failed:
+        logs = "; ".join(str(job.stderr) for job in xp.failedJobs.values())
+        raise FailedExperiment(f"{len(xp.failedJobs)} job(s) failed (logs: {logs})")
