@@ -83,6 +83,11 @@ class Loss(Choice):
 class EngineName(Choice):
     """Retrieval engines of the SPLADE index (:mod:`splade.engines`)"""
 
+    EXHAUSTIVE = "exhaustive"
+    """The package's exhaustive engine (:mod:`splade.exhaustive`): exact,
+    every posting of the query terms scored in a float32 accumulator, then
+    a partial top-k; the fastest exact engine measured (BENCHMARKS.md)"""
+
     MAXSCORE = "maxscore"
     """impact-index MaxScore: exact (the top-k of the dot product)"""
 
@@ -100,7 +105,7 @@ class EngineName(Choice):
     @property
     def exact(self) -> bool:
         """Whether the engine returns the exact top-k of the dot product"""
-        return self in (EngineName.MAXSCORE, EngineName.WAND)
+        return self in (EngineName.EXHAUSTIVE, EngineName.MAXSCORE, EngineName.WAND)
 
 
 NonNegative = Annotated[float, Ge(0)]
@@ -251,11 +256,9 @@ class BM25:
     b: Annotated[float, Interval(ge=0, le=1)] = 0.4
     """BM25 b (Anserini's MS MARCO default)"""
 
-    validation_topk: Annotated[int, Ge(0)] = 50
+    validation_topk: Positive = 50
     """The validation collection is made of the BM25 top-k documents of the
-    validation queries (plus their relevant documents); 0: all the documents
-    (for small collections: validation then ranks the whole collection, and
-    training does not wait for BM25)"""
+    validation queries (plus their relevant documents)"""
 
     negatives_topk: Positive = 100
     """Training on queries with relevance judgements (``softmax_ce`` on a
@@ -440,12 +443,24 @@ class Seismic:
 
 
 @configuration
+class Exhaustive:
+    """The exhaustive engine"""
+
+    threads: Annotated[int, Ge(0)] = 0
+    """Search threads (0: every core available to the retrieval task; 1 for
+    latency measurements)"""
+
+
+@configuration
 class Engine:
     """Retrieval engine of the SPLADE index (``BENCHMARKS.md``, section
     *Retrieval engines*, gives the recall@10 and latency of each)"""
 
-    name: EngineName = EngineName.MAXSCORE
+    name: EngineName = EngineName.EXHAUSTIVE
     """The engine, see :class:`EngineName`"""
+
+    exhaustive: Exhaustive = Factory(Exhaustive)
+    """Parameters of the ``exhaustive`` engine"""
 
     compression: Compression = Factory(Compression)
     """Compressed index for ``maxscore`` and ``wand`` (raw index by
@@ -474,6 +489,11 @@ class Retrieval:
     measures: Names = Factory(lambda: ["RR@10", "nDCG@10", "R@1000", "AP"])
     """Evaluation measures (ir_measures names, ``Measure@k``; on the command
     line: ``-c retrieval.measures=nDCG@10,R@100``)"""
+
+    efficiency_queries: Annotated[int, Ge(0)] = 1000
+    """Test queries timed one at a time (one thread) for the efficiency
+    columns of each SPLADE model's results (FLOPS, latency with and without
+    query encoding, index size); 0: no efficiency measures"""
 
     evaluate_untrained: bool = False
     """Also index and evaluate the model before training (a sanity check:

@@ -17,7 +17,6 @@ from xpm_torch.learner import Learner
 from xpmir.datasets.adapters import RetrieverBasedCollection
 from xpmir.experiments.ir import IRExperimentHelper, ir_experiment
 from xpmir.index.bow import BOWRetriever, BOWSparseRetrieverIndexBuilder
-from xpmir.index.sparse import SparseRetrieverIndexBuilder
 from xpmir.letor.validation import ValidationListener
 from xpmir.papers.results import PaperResults
 from xpmir.rankers.standard import BM25
@@ -26,7 +25,7 @@ from splade.checks import check
 from splade.configuration import Mode, SPLADEConfiguration
 from splade.datasets import Datasets
 from splade.devices import fabric
-from splade.engines import sparse_retriever
+from splade.engines import index_builder, sparse_retriever
 from splade.evaluation import PerDocuments, requirements, test_collections
 from splade.models import splade_model
 from splade.results import tagged
@@ -76,16 +75,13 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     tests.evaluate({"model": "bm25"}, bm25, launchers(cfg, "bm25"))
 
     # --- Validation collection: BM25 top-k documents of validation queries
-    # (or the whole collection)
     validation = None
     if cfg.mode == Mode.TRAIN:
-        validation = datasets.validation_queries(cfg.seed, bm25_launcher)
-        if cfg.bm25.validation_topk > 0:
-            validation = RetrieverBasedCollection.C(
-                dataset=validation,
-                retrievers=[bm25(documents, topk=cfg.bm25.validation_topk)],
-            ).submit(launcher=bm25_launcher)
-            validation.documents.in_memory = True
+        validation = RetrieverBasedCollection.C(
+            dataset=datasets.validation_queries(cfg.seed, bm25_launcher),
+            retrievers=[bm25(documents, topk=cfg.bm25.validation_topk)],
+        ).submit(launcher=bm25_launcher)
+        validation.documents.in_memory = True
 
     # --- SPLADE, once per variant
     models, logs = {}, {}
@@ -137,6 +133,7 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
                 launchers(variant, "retrieval"),
                 index_of=indices,
                 checkpoint=checkpoint,
+                efficiency_queries=variant.retrieval.efficiency_queries,
                 init_tasks=model_init_tasks,
                 fabric_config=device,
             )
@@ -148,14 +145,14 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
 
 
 def splade_indices(cfg: SPLADEConfiguration, scorer, init_tasks, device):
-    """The SPLADE index of each collection of documents (impact-index)"""
+    """The SPLADE index of each collection of documents, for the engine"""
     return PerDocuments(
-        lambda documents, key: SparseRetrieverIndexBuilder.C(
+        lambda documents, key: index_builder(
+            cfg.retrieval.engine,
             documents=documents,
             encoder=scorer.encoder,
             batch_size=cfg.indexation.batch_size,
             max_docs=cfg.indexation.max_docs,
-            ordered_index=False,
             fabric_config=device,
         ).submit(launcher=launchers(cfg, "indexation")(key), init_tasks=init_tasks)
     )

@@ -1,5 +1,6 @@
 """The SPLADE models of the papers, built with xpmir"""
 
+from pathlib import Path
 from typing import List
 
 from xpmir.neural.splade import (
@@ -77,7 +78,7 @@ def load_encoders(model_path, upstream: bool = False, device="cpu", **settings):
             config = SpladeTextEncoder.C(**arguments)
         encoder = config.instance()
         encoder.initialize()
-        encoder.load_model(model_path)
+        encoder.load_model(Path(model_path))
         encoder.to(device)
         encoder.eval()
         encoders.append(encoder)

@@ -1,11 +1,15 @@
 """The results of an experiment: one table, and where the outputs are"""
 
+import json
 import logging
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 import pandas as pd
-from xpmir.evaluation import EvaluationsCollection
+from experimaestro import tags as tags_of
+from xpmir.evaluation import EvaluationResult, EvaluationsCollection
+
+from splade.efficiency import EvaluateWithEfficiency
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +22,12 @@ def tagged(config, tags: Dict[str, object]):
 
 
 def average_nonzeros(index_path: Path) -> float:
-    """Average number of non-zero terms per document of an impact index"""
+    """Average number of non-zero terms per document of a sparse index (the
+    exhaustive engine's or impact-index's)"""
+    if (index_path / "meta.json").is_file():
+        meta = json.loads((index_path / "meta.json").read_text())
+        return meta["num_postings"] / max(meta["num_docs"], 1)
+
     import impact_index
 
     index = impact_index.Index.load(str(index_path), False)
@@ -30,6 +39,10 @@ def average_nonzeros(index_path: Path) -> float:
         default=-1,
     )
     return postings / (documents + 1) if documents >= 0 else 0.0
+
+
+#: Efficiency columns (splade.efficiency.Efficiency), with their rounding
+EFFICIENCY = {"flops": 2, "latency_ms": 3, "latency_query_ms": 3, "index_mb": 1}
 
 
 class ResultsFrame(pd.DataFrame):
@@ -70,6 +83,8 @@ class ResultsTable(EvaluationsCollection):
         self.models: List[Tuple[Dict[str, object], object]] = []
         #: (model tags as a tuple, dataset key) -> sparse index
         self.indices: Dict[Tuple, object] = {}
+        #: (model tags as a tuple, dataset key) -> efficiency measures (path)
+        self.efficiency: Dict[Tuple, object] = {}
         self.runs = []
 
     def evaluate(
@@ -80,6 +95,7 @@ class ResultsTable(EvaluationsCollection):
         *,
         index_of: Optional[Callable] = None,
         checkpoint=None,
+        efficiency_queries: int = 0,
         **kwargs,
     ):
         """Evaluates a model on every test collection
@@ -91,6 +107,10 @@ class ResultsTable(EvaluationsCollection):
         :param index_of: ``(documents, key) -> sparse index`` (for the
             non-zeros column and the summary)
         :param checkpoint: the model's best checkpoint (for the summary)
+        :param efficiency_queries: when > 0, the evaluation also measures the
+            efficiency of the retriever (:class:`EvaluateWithEfficiency`,
+            these many queries timed), for the columns ``flops``,
+            ``latency_ms``, ``latency_query_ms`` and ``index_mb``
         :param kwargs: given to xpmir's ``evaluate_retriever`` (init tasks,
             fabric configuration)
         """
@@ -98,13 +118,40 @@ class ResultsTable(EvaluationsCollection):
         for key, evaluations in self.collection.items():
             documents = evaluations.dataset.documents
             retriever = tagged(retriever_of(documents, key), tags)
-            self.runs.append(
-                evaluations.evaluate_retriever(
-                    key, retriever, launcher_of(key), with_run=True, **kwargs
+            launcher = launcher_of(key)
+            if efficiency_queries > 0:
+                result = self._evaluate_with_efficiency(
+                    key, evaluations, retriever, launcher, efficiency_queries, **kwargs
                 )
-            )
+                self.efficiency[(_key(tags), key)] = result.task.efficiency
+            else:
+                result = evaluations.evaluate_retriever(
+                    key, retriever, launcher, with_run=True, **kwargs
+                )
+            self.runs.append(result)
             if index_of is not None:
                 self.indices[(_key(tags), key)] = index_of(documents, key)
+
+    @staticmethod
+    def _evaluate_with_efficiency(
+        key, evaluations, retriever, launcher, queries, init_tasks=(), **kwargs
+    ) -> EvaluationResult:
+        """As xpmir's ``Evaluations.evaluate_retriever`` (with the run), with
+        :class:`EvaluateWithEfficiency` as the task"""
+        task = EvaluateWithEfficiency.C(
+            retriever=retriever,
+            measures=evaluations.measures,
+            dataset=evaluations.dataset,
+            topic_wrapper=evaluations.topic_wrapper,
+            with_run=True,
+            efficiency_queries=queries,
+            **{k: v for k, v in kwargs.items() if v is not None},
+        ).tag("dataset", key)
+        evaluation, run = task.submit(launcher=launcher, init_tasks=list(init_tasks))
+        evaluations.add(evaluation)
+        if retriever_tags := tags_of(evaluation):
+            evaluations.per_tags[retriever_tags] = evaluation
+        return EvaluationResult(key, evaluation, run, task)
 
     def _nonzeros(self, tags, key) -> Optional[float]:
         index = self.indices.get((_key(tags), key))
@@ -115,6 +162,17 @@ class ResultsTable(EvaluationsCollection):
         except Exception:
             logger.exception("Cannot read the index of %s on %s", tags, key)
             return None
+
+    def _efficiency(self, tags, key) -> Dict[str, float]:
+        path = self.efficiency.get((_key(tags), key))
+        if path is None or not Path(path).is_file():
+            return {}
+        measures = json.loads(Path(path).read_text())
+        return {
+            name: round(measures[name], digits)
+            for name, digits in EFFICIENCY.items()
+            if measures.get(name) is not None
+        }
 
     def to_dataframe(self) -> pd.DataFrame:
         # evaluation -> its run file (runs are kept with with_run=True)
@@ -134,13 +192,15 @@ class ResultsTable(EvaluationsCollection):
                 row.update((k, float(v)) for k, v in measures.items())
                 if (nonzeros := self._nonzeros(model_tags, key)) is not None:
                     row["nonzeros_d"] = round(nonzeros, 1)
+                row.update(self._efficiency(model_tags, key))
                 if id(result) in run_files:
                     row["run"] = run_files[id(result)]
                 rows.append(row)
         df = pd.DataFrame(rows)
         df = pd.concat([df, self._average_rows(df)], ignore_index=True)
         first = [c for c in ["dataset", "model"] if c in df.columns]
-        last = [m for m in self.measures + ["nonzeros_d", "run"] if m in df.columns]
+        last = self.measures + ["nonzeros_d", *EFFICIENCY, "run"]
+        last = [m for m in last if m in df.columns]
         tags = sorted(set(df.columns) - set(first) - set(last))
         return ResultsFrame(df[first + tags + last])
 
@@ -151,8 +211,8 @@ class ResultsTable(EvaluationsCollection):
         if df.empty:
             return df
         measures = [m for m in self.measures if m in df.columns]
-        tags = [c for c in df.columns if c not in {"dataset", "nonzeros_d", "run"}]
-        tags = [c for c in tags if c not in measures]
+        other = {"dataset", "nonzeros_d", "run", *EFFICIENCY}
+        tags = [c for c in df.columns if c not in other and c not in measures]
         rows = []
         for name, keys in self.averages.items():
             subset = df[df["dataset"].isin(keys)]

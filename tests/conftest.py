@@ -32,6 +32,9 @@ needs_scifact = pytest.mark.skipif(
     reason="../shared/data/scifact or ../shared/models/splade-bert-tiny absent",
 )
 
+#: experimaestro task id of the SPLADE index (the default engine's)
+SPLADE_INDEX_TASK = "splade.engines.exhaustiveindexbuilder"
+
 RECIPES = sorted(
     path for path in (ROOT / "splade").glob("*.yaml") if not path.name.startswith("_")
 )

@@ -16,6 +16,7 @@ from conftest import (
     ROOT,
     SCIFACT,
     SHARED,
+    SPLADE_INDEX_TASK,
     SPLADE_TINY,
     failure_report,
     load,
@@ -27,7 +28,7 @@ from dryrun import dataset_id, dry_run, of_type
 from staging import stage_beir, stage_beir_from_tsv
 from xpmir.evaluation import Evaluate
 from xpmir.index.bow import BOWSparseRetrieverIndexBuilder
-from xpmir.index.sparse import SparseRetrieverIndexBuilder
+from xpmir.index.sparse import AbstractSparseRetrieverIndexBuilder
 
 from splade.evaluation import requirements
 from splade.results import ResultsTable
@@ -58,7 +59,7 @@ def test_dry_run_indexes_each_collection_once(tmp_path):
     assert cfg.data.averages == {"BEIR-13": BEIR_13}
     tasks = dry_run(cfg, tmp_path)
     bm25 = of_type(tasks, BOWSparseRetrieverIndexBuilder)
-    splade = of_type(tasks, SparseRetrieverIndexBuilder)
+    splade = of_type(tasks, AbstractSparseRetrieverIndexBuilder)
     assert len(bm25) == len(splade) == 13
     documents = {dataset_id(index.documents) for index in splade}
     assert documents == {dataset_id(index.documents) for index in bm25}
@@ -94,7 +95,7 @@ def test_collections_on_the_same_documents_share_their_indices(tmp_path):
     """MS MARCO dev and TREC DL have the same documents: one index each"""
     cfg = load(ROOT / "splade" / "normal_DistilMSE.yaml")
     tasks = dry_run(cfg, tmp_path)
-    assert len(of_type(tasks, SparseRetrieverIndexBuilder)) == 1
+    assert len(of_type(tasks, AbstractSparseRetrieverIndexBuilder)) == 1
     assert len(of_type(tasks, BOWSparseRetrieverIndexBuilder)) == 1
     assert len(of_type(tasks, Evaluate)) == 6
 
@@ -104,7 +105,7 @@ def test_a_selection_of_tests(tmp_path):
     tasks = dry_run(cfg, tmp_path)
     keys = {e.__xpm__.tags()["dataset"] for e in of_type(tasks, Evaluate)}
     assert keys == {"scifact", "nfcorpus"}
-    assert len(of_type(tasks, SparseRetrieverIndexBuilder)) == 2
+    assert len(of_type(tasks, AbstractSparseRetrieverIndexBuilder)) == 2
 
 
 def test_average_rows():
@@ -183,11 +184,7 @@ def test_zero_shot_on_two_staged_beir_collections(tmp_path):
             ) / 2
             assert average[measure] == pytest.approx(expected)
     # one SPLADE index per collection
-    indices = list(
-        (home / "experiments/splade/jobs").glob(
-            "xpmir.index.sparse.sparseretrieverindexbuilder/*"
-        )
-    )
+    indices = list((home / "experiments/splade/jobs").glob(f"{SPLADE_INDEX_TASK}/*"))
     assert len(indices) == 2
 
 
@@ -245,7 +242,7 @@ def test_a_training_recipe_with_the_beir_tests(tmp_path):
     # trained once, three SPLADE indices (debug documents, two BEIR corpora)
     jobs = home / "experiments/splade/jobs"
     assert len(list(jobs.glob("xpm_torch.learner.learner/*"))) == 1
-    assert len(list(jobs.glob("xpmir.index.sparse.sparseretrieverindexbuilder/*"))) == 3
+    assert len(list(jobs.glob(f"{SPLADE_INDEX_TASK}/*"))) == 3
     # the model learned on the debug collection helps on its documents
     assert (
         df.loc[("arguana", "splade"), "nDCG@10"]

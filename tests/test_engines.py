@@ -29,7 +29,12 @@ from xpmir.index.sparse import (
 )
 
 from splade.configuration import BMP, Engine, Model
-from splade.engines import WANDIndex, sparse_retriever
+from splade.engines import (
+    ExhaustiveIndex,
+    ExhaustiveRetriever,
+    WANDIndex,
+    sparse_retriever,
+)
 from splade.models import load_encoders, splade_model
 from splade.workarounds.impact_index import BMPIndex
 
@@ -263,7 +268,9 @@ def test_engine_configuration():
         Engine, {"name": "seismic", "seismic": {"query_cut": 5, "heap_factor": 0.8}}
     )
     assert engine.seismic.query_cut == 5 and engine.bmp == BMP()
-    with pytest.raises(ValidationError, match="name\n  Input should be 'maxscore'"):
+    with pytest.raises(
+        ValidationError, match="name\n  Input should be 'exhaustive', 'maxscore'"
+    ):
         validate_attrs(Engine, {"name": "pisa"})
     with pytest.raises(ValidationError, match="bmp.alpha\n  Input should be greater"):
         validate_attrs(Engine, {"name": "bmp", "bmp": {"alpha": 0}})
@@ -327,16 +334,84 @@ def test_exact_retrievers_on_debug_collection(debug_setup, tiny_model, name):
     check_exact_retriever(retriever, debug_setup, tiny_model)
 
 
-def test_default_engine_is_the_current_retriever(debug_setup):
+def test_maxscore_is_xpmirs_retriever(debug_setup):
     _, _, index, scorer, *_ = debug_setup
     ours = sparse_retriever(
-        Engine(), index=index, encoder=scorer.query_encoder, topk=10, batch_size=8
+        Engine(name="maxscore"),
+        index=index,
+        encoder=scorer.query_encoder,
+        topk=10,
+        batch_size=8,
     )
     current = SparseRetriever.C(
         index=index, encoder=scorer.query_encoder, topk=10, batchsize=8
     )
     assert type(ours) is type(current)
     assert ours.__identifier__().all == current.__identifier__().all
+
+
+@pytest.fixture(scope="module")
+def exhaustive_index(debug_setup):
+    """The exhaustive index of the 200 encoded debug documents"""
+    from splade.exhaustive import from_csr
+
+    folder, store, _, _, _, vectors, _ = debug_setup
+    from_csr(sp.csr_matrix(vectors), folder / "exhaustive")
+    return ExhaustiveIndex.C(index_path=folder / "exhaustive", documents=store)
+
+
+def test_exhaustive_retriever_on_debug_collection(
+    debug_setup, exhaustive_index, tiny_model
+):
+    """The default engine: the exhaustive index, one query at a time"""
+    _, _, _, scorer, *_ = debug_setup
+    retriever = sparse_retriever(
+        Engine(),
+        index=exhaustive_index,
+        encoder=scorer.query_encoder,
+        topk=10,
+        batch_size=8,
+    )
+    assert isinstance(retriever, ExhaustiveRetriever)
+    check_exact_retriever(retriever, debug_setup, tiny_model)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_exhaustive_retrieve_all(
+    debug_setup, exhaustive_index, tiny_model, threads, monkeypatch
+):
+    """All the queries at once (encoded in batches, searched on threads):
+    the brute-force top-k, as one query at a time"""
+    # the parallel search, even for this little work
+    monkeypatch.setattr("splade.engines.PARALLEL_WORK", 0)
+    _, _, _, scorer, encoders, vectors, documents = debug_setup
+    config = ExhaustiveRetriever.C(
+        index=exhaustive_index,
+        encoder=scorer.query_encoder,
+        topk=5,
+        batchsize=2,
+        threads=threads,
+    )
+    retriever = config.instance()
+    retriever.encoder.initialize()
+    retriever.encoder.load_model(tiny_model)
+    retriever.initialize()
+    texts = ["lazo bomu vipube", "mopege nina diba lazo", "vipube theory data"]
+    records = {f"q{i}": {"text_item": SimpleTextItem(t)} for i, t in enumerate(texts)}
+    results = retriever.retrieve_all(records)
+    with torch.no_grad():
+        q = encoders[1](list(records.values())).value.numpy()
+    docids = [d for d, _ in documents]
+    for (key, record), scores in zip(records.items(), q @ vectors.T, strict=True):
+        returned = [sd.score for sd in results[key]]
+        np.testing.assert_allclose(
+            returned, np.sort(scores)[::-1][:5], rtol=1e-4, atol=1e-4
+        )
+        assert [sd.document["id"] for sd in results[key]] == [
+            sd.document["id"] for sd in retriever.retrieve(record)
+        ]
+        ids = [docids.index(sd.document["id"]) for sd in results[key]]
+        np.testing.assert_allclose(returned, scores[ids], rtol=1e-4, atol=1e-4)
 
 
 def test_approximate_retrievers_on_debug_collection(debug_setup, tiny_model):
@@ -384,3 +459,41 @@ def test_approximate_retrievers_on_debug_collection(debug_setup, tiny_model):
         assert [sd.document["id"] for sd in found] == [
             documents[d][0] for d in expected[name]
         ], name
+
+
+# --- Efficiency (FLOPS, latency, index size) of the exact engines
+
+
+@pytest.mark.parametrize("name", ["exhaustive", "maxscore"])
+def test_efficiency_measures(debug_setup, exhaustive_index, tiny_model, name):
+    """FLOPS is sum_j p_q(j) p_d(j), computed here from the vectors; the
+    latencies are positive, and include the query encoding or not; the
+    index size is that of its files"""
+    from splade.efficiency import folder_size, measure
+
+    folder, _, raw_index, scorer, encoders, vectors, _ = debug_setup
+    index = exhaustive_index if name == "exhaustive" else raw_index
+    retriever = sparse_retriever(
+        Engine(name=name),
+        index=index,
+        encoder=scorer.query_encoder,
+        topk=10,
+        batch_size=8,
+    ).instance()
+    retriever.encoder.initialize()
+    retriever.encoder.load_model(tiny_model)
+    texts = ["lazo bomu vipube", "mopege nina diba lazo", "vipube theory data"]
+    topics = [
+        {"id": str(i), "text_item": SimpleTextItem(t)} for i, t in enumerate(texts)
+    ]
+    retriever.initialize()
+    measures = measure(retriever, topics, queries=2)
+
+    with torch.no_grad():
+        q = encoders[1](topics).value.numpy()
+    expected = float(np.dot((q > 0).mean(axis=0), (vectors > 0).mean(axis=0)))
+    assert measures["flops"] == pytest.approx(expected, rel=1e-6)
+    assert measures["timed_queries"] == 2
+    assert 0 < measures["latency_ms"] < measures["latency_query_ms"]
+    path = folder / ("exhaustive" if name == "exhaustive" else "raw")
+    assert measures["index_mb"] == pytest.approx(folder_size(path) / 2**20)

@@ -9,7 +9,9 @@ from xpm_torch.learner import Learner
 from xpm_torch.losses.batchwise import SoftmaxCrossEntropy
 from xpmir.evaluation import Evaluate
 from xpmir.index.bow import BOWSparseRetrieverIndexBuilder
-from xpmir.index.sparse import SparseRetrieverIndexBuilder
+from xpmir.index.sparse import (
+    AbstractSparseRetrieverIndexBuilder,
+)
 from xpmir.letor.distillation.pairwise import (
     DistillationPairwiseTrainer,
     MSEDifferenceLoss,
@@ -83,7 +85,7 @@ def test_distilsplade_max(graphs):
     assert listener.metrics == {"RR@10": True, "nDCG@10": False}
     assert listener.validation_interval == 40
 
-    (index,) = of_type(tasks, SparseRetrieverIndexBuilder)
+    (index,) = of_type(tasks, AbstractSparseRetrieverIndexBuilder)
     assert dataset_id(index.documents) == f"{MSMARCO}.documents"
     assert index.max_docs == 0
 
@@ -138,7 +140,7 @@ def test_small(graphs):
     task = learner(tasks)
     assert task.trainer.batch_size == 32
     assert task.max_epochs * task.steps_per_epoch == 20_000
-    for index in of_type(tasks, SparseRetrieverIndexBuilder) + of_type(
+    for index in of_type(tasks, AbstractSparseRetrieverIndexBuilder) + of_type(
         tasks, BOWSparseRetrieverIndexBuilder
     ):
         assert index.max_docs == 1_000_000
@@ -166,7 +168,7 @@ def test_sweep_trains_one_model_per_value_and_shares_the_rest(graphs):
     assert sorted(t.__xpm__.tags()["model.lambda_d"] for t in learners) == values
     assert len(of_type(tasks, BOWSparseRetrieverIndexBuilder)) == 1
     assert len(of_type(tasks, RetrieverBasedCollection)) == 1
-    assert len(of_type(tasks, SparseRetrieverIndexBuilder)) == 3
+    assert len(of_type(tasks, AbstractSparseRetrieverIndexBuilder)) == 3
     evaluations = of_type(tasks, Evaluate)
     assert len(evaluations) == 4  # BM25 and one per value
 
@@ -192,7 +194,11 @@ def test_requirements_find_a_launcher(recipe, launchers):
     [
         ("retrieval.engine.name=bmp", "BMPSparseRetriever", "BMPConverter"),
         ("retrieval.engine.name=seismic", "SeismicSparseRetriever", "Sparse2Seismic"),
-        ("retrieval.engine.compression.enabled=true", "SparseRetriever", "Compress"),
+        (
+            "retrieval.engine.name=maxscore,retrieval.engine.compression.enabled=true",
+            "SparseRetriever",
+            "Compress",
+        ),
     ],
 )
 def test_the_retrieval_engine_is_chosen_in_yaml(
@@ -200,7 +206,8 @@ def test_the_retrieval_engine_is_chosen_in_yaml(
 ):
     """The SPLADE index is converted for the chosen engine, which evaluates
     the model; BM25 and the validation collection are unchanged"""
-    tasks = dry_run(load(ROOT / "splade" / "debug.yaml", override), tmp_path)
+    overrides = override.split(",")
+    tasks = dry_run(load(ROOT / "splade" / "debug.yaml", *overrides), tmp_path)
     (splade,) = [
         e for e in of_type(tasks, Evaluate) if e.__xpm__.tags()["model"] == "splade"
     ]
@@ -209,3 +216,23 @@ def test_the_retrieval_engine_is_chosen_in_yaml(
     assert len(converted) == 1
     source = converted[0].index.__xpm__.task
     assert type(source).__qualname__.startswith("SparseRetrieverIndexBuilder")
+
+
+def test_the_default_engine_is_exhaustive(tmp_path):
+    """The SPLADE index is the exhaustive engine's, searched as it is"""
+    from splade.efficiency import EvaluateWithEfficiency
+    from splade.engines import ExhaustiveIndexBuilder, ExhaustiveRetriever
+
+    tasks = dry_run(load(ROOT / "splade" / "debug.yaml"), tmp_path)
+    (builder,) = of_type(tasks, AbstractSparseRetrieverIndexBuilder)
+    assert isinstance(builder, ExhaustiveIndexBuilder)
+    (splade,) = [
+        e for e in of_type(tasks, Evaluate) if e.__xpm__.tags()["model"] == "splade"
+    ]
+    assert isinstance(splade.retriever, ExhaustiveRetriever)
+    assert splade.retriever.index.__xpm__.task is builder
+    # its evaluation also measures its efficiency; BM25's is xpmir's
+    assert isinstance(splade, EvaluateWithEfficiency)
+    assert splade.efficiency_queries == 1000
+    (bm25,) = [e for e in of_type(tasks, Evaluate) if e is not splade]
+    assert not isinstance(bm25, EvaluateWithEfficiency)

@@ -25,7 +25,7 @@ from typing import Callable, Dict, List
 
 import psutil
 import pytest
-from conftest import ROOT, user_environment
+from conftest import ROOT, SPLADE_INDEX_TASK, user_environment
 from xpm_torch.trainers.context import TrainerContext
 
 from splade.workarounds.xpm_torch import StaleCheckpointsCleaner
@@ -41,7 +41,7 @@ COMMAND = [
 TIMEOUT = 900
 
 LEARNER = "xpm_torch.learner.learner"
-SPLADE_INDEX = "xpmir.index.sparse.sparseretrieverindexbuilder"
+SPLADE_INDEX = SPLADE_INDEX_TASK
 BM25_TASKS = [
     "xpmir.index.bow.bowsparseretrieverindexbuilder",
     "xpmir.datasets.adapters.retrieverbasedcollection",

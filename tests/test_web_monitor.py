@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from conftest import ROOT, failure_report, user_environment
+from conftest import ROOT, SPLADE_INDEX_TASK, failure_report, user_environment
 from websockets.sync.client import connect
 
 pytestmark = pytest.mark.slow
@@ -261,7 +261,7 @@ def test_monitor_shows_the_run_and_stops(monitored_run, tmp_path):
     assert {
         "xpmir.index.bow.bowsparseretrieverindexbuilder",
         "xpm_torch.learner.learner",
-        "xpmir.index.sparse.sparseretrieverindexbuilder",
+        SPLADE_INDEX_TASK,
         "xpmir.evaluation.evaluate",
     } <= tasks
 

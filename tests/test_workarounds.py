@@ -73,24 +73,6 @@ def test_rescorer_matches_brute_force(setup, tiny_model):
         torch.testing.assert_close(scores, expected[ix], rtol=1e-5, atol=1e-4)
 
 
-def test_rescorer_scores_a_whole_document_store(setup, tiny_model):
-    """Validation on the whole collection: the documents are a store, which
-    xpmir's batcher passes as one batch; it is scored in batches"""
-    documents, scorer, queries = setup
-    store = documents.base
-    subset = rescorer(FullRetrieverRescorer, documents, scorer, tiny_model)
-    whole = rescorer(FullRetrieverRescorer, store, scorer, tiny_model)
-    whole.batchsize = 16
-    expected = subset.retrieve_all(as_records(queries))
-    results = whole.retrieve_all(as_records(queries))
-    for qid in queries:
-        assert [sd.document["id"] for sd in results[qid]] == documents.docids
-        torch.testing.assert_close(
-            torch.tensor([sd.score for sd in results[qid]]),
-            torch.tensor([sd.score for sd in expected[qid]]),
-        )
-
-
 def test_upstream_one_hot_encoder_is_not_a_records_encoder(tiny_model):
     """spladeV2_doc's query encoder takes strings and returns a bare tensor"""
     from xpmir.neural.splade import spladeV2_doc
@@ -256,3 +238,33 @@ def test_upstream_wait_ignores_failed_jobs(tmp_path):
     assert "waited, failed: True" in process.stdout, process.stderr[-3000:]
     assert "raised: 1 job(s) failed (logs: " in process.stdout
     assert "fails.err" in process.stdout
+
+
+# --- datamaestro-ir
+
+
+def test_documents_int_fetches_at_once(tmp_path, collection, monkeypatch):
+    """Upstream's document_int asks the store for one document per call;
+    documents_int asks once for all, and gives the same records"""
+    from conftest import document_store
+
+    from splade.workarounds.datamaestro_ir import documents_int
+
+    store = document_store(tmp_path, collection.documents[:50]).instance()
+    calls = []
+
+    class Spy:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def get_by_number(self, ids):
+            calls.append(list(ids))
+            return self.inner.get_by_number(ids)
+
+    monkeypatch.setattr(store, "_store", Spy(store._store))
+    ids = [7, 3, 42, 0]
+    expected = [store.document_int(docid) for docid in ids]
+    assert calls == [[7], [3], [42], [0]]  # upstream: one call per document
+    calls.clear()
+    assert documents_int(store, ids) == expected
+    assert calls == [ids]

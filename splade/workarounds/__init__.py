@@ -1,6 +1,6 @@
 """Work-arounds for the libraries the package builds on, one module per
 library: :mod:`.xpmir`, :mod:`.xpm_torch`, :mod:`.experimaestro`,
-:mod:`.impact_index`
+:mod:`.datamaestro_ir`, :mod:`.impact_index`
 
 Each one names the library version, the failing call and its upstream
 location, and has a test that asserts the upstream behaviour
@@ -29,6 +29,7 @@ def _assigns(function, *names: str) -> bool:
 def missing_private_hooks() -> List[str]:
     """The private attributes the package relies on that the installed
     libraries do not have"""
+    from datamaestro_ir.data import CompressedDocumentStore
     from experimaestro.scheduler.base import Scheduler
     from xpm_torch.configuration import FabricConfigurationBase
     from xpm_torch.trainers.context import TrainerContext
@@ -37,6 +38,8 @@ def missing_private_hooks() -> List[str]:
     hooks = [
         # keep_done_markers (.experimaestro)
         (Scheduler, "_cleanup_job_marker_files", "experimaestro 2.7"),
+        # documents_int (.datamaestro_ir)
+        (CompressedDocumentStore, "_store", "datamaestro-ir 0.5.0"),
         # StaleCheckpointsCleaner (.xpm_torch)
         (TrainerContext, "PREFIX", "xpm_torch 0.3.1"),
         # AutoFabricConfiguration (splade.devices)

@@ -8,13 +8,7 @@ from typing import Dict, List
 from xpmir.index.sparse import BMPSparseRetrieverIndex, Sparse2BMPConverter
 from xpmir.rankers import ScoredDocument
 
-
-def scored(documents, docids, scores) -> List[ScoredDocument]:
-    """xpmir's scored documents of internal document ids"""
-    return [
-        ScoredDocument(documents.document_int(int(docid)), float(score))
-        for docid, score in zip(docids, scores, strict=True)
-    ]
+from splade.workarounds.datamaestro_ir import scored
 
 
 class BMPIndex(BMPSparseRetrieverIndex):

@@ -6,12 +6,10 @@ Tests of the upstream behaviour: ``tests/test_workarounds.py``.
 """
 
 import logging
-from itertools import islice
 from pathlib import Path
 from typing import List, Optional
 
 import torch
-from datamaestro_ir.data import DocumentStore
 from experimaestro import Param, field
 from xpm_torch.module import initialized
 from xpmir.letor.samplers import PairwiseModelBasedSampler
@@ -30,22 +28,11 @@ class FullRetrieverRescorer(_FullRetrieverRescorer):
     ``xpmir.neural.dual.Dense.score_product`` takes two arguments: every
     validation with a SPLADE model fails with a ``TypeError``. This version
     scores all the queries against the batch of documents in one product.
-
-    Its ``retrieve_all`` also gives the document batcher the documents object
-    itself (xpmir/rankers/full.py:95): a list when the validation collection
-    is a subset of documents, but a whole document store (that encoders
-    cannot take) when it is the collection. A store is scored here in
-    batches of ``batchsize`` documents.
     """
 
     __xpmid__ = "splade.workarounds.fullretrieverrescorer"
 
     def score(self, documents, queries, scored_documents, pbar):
-        if isinstance(documents, DocumentStore):
-            records = documents.iter_documents()
-            while batch := list(islice(records, self.batchsize or 256)):
-                self.score(batch, queries, scored_documents, pbar)
-            return
         encoded = self.scorer.encode_documents(documents)
         scores = self.scorer.score_product(queries.to(encoded.value.device), encoded)
         scores = scores.detach().cpu()
