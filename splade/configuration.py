@@ -102,6 +102,14 @@ class EngineName(Choice):
     """Seismic (Bruch et al., SIGIR 2024, https://arxiv.org/abs/2404.18812):
     approximate (pruned, clustered posting lists)"""
 
+    PISA = "pisa"
+    """PISA (Mallia et al., OSIRRC 2019), the reference dynamic pruning
+    engine, through pyterrier-pisa (an optional dependency: ``pip install
+    -e ".[pisa]"``; no Java): block-max MaxScore or WAND on *quantized*
+    weights (``int(scale * w)`` for documents, ``int(query_scale * q)`` for
+    queries), exact on those (recall@10 0.99 to 1 against the float ranking
+    with the default scales); for comparisons with the exact engines"""
+
     @property
     def exact(self) -> bool:
         """Whether the engine returns the exact top-k of the dot product"""
@@ -443,6 +451,30 @@ class Seismic:
 
 
 @configuration
+class Pisa:
+    """The ``pisa`` engine: the index (converted from the SPLADE index) stores
+    each document weight ``w`` as the integer ``int(scale * w)`` (postings
+    stored as 0 are dropped), and a query weight ``q`` counts as
+    ``int(query_scale * q)`` (query terms counted 0 are dropped); scores are
+    the exact sums of their products (see :mod:`splade.pisa`)"""
+
+    scale: Annotated[float, Gt(0)] = 100.0
+    """Document weights are stored as ``int(scale * w)`` (100: as
+    pyterrier-pisa's ``toks_scale``; a SPLADE weight of at most about 3
+    then needs 9 bits)"""
+
+    query_scale: Annotated[float, Gt(0)] = 100.0
+    """Query weights count as ``int(query_scale * q)``"""
+
+    algorithm: Literal["block_max_maxscore", "block_max_wand"] = "block_max_maxscore"
+    """Query processing: block-max MaxScore (the faster on SPLADE queries,
+    BENCHMARKS.md) or block-max WAND; both exact"""
+
+    block_size: Positive = 64
+    """Postings per block of the block-max data"""
+
+
+@configuration
 class Exhaustive:
     """The exhaustive engine"""
 
@@ -471,6 +503,9 @@ class Engine:
 
     seismic: Seismic = Factory(Seismic)
     """Parameters of the ``seismic`` engine"""
+
+    pisa: Pisa = Factory(Pisa)
+    """Parameters of the ``pisa`` engine"""
 
 
 @configuration

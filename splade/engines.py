@@ -260,6 +260,114 @@ class CompressSparseIndex(Task):
         )
 
 
+# --- PISA (optional: pyterrier-pisa)
+
+
+def term_major(index: AbstractSparseRetrieverIndex, scratch: Path):
+    """The postings of an index configuration, term-major
+    (:class:`splade.exhaustive.SparseIndex`, memory-mapped): the exhaustive
+    index as it is, an impact-index index converted into ``scratch``"""
+    from splade.exhaustive import SparseIndex, from_impact_index
+
+    if isinstance(index, ExhaustiveIndex):
+        return SparseIndex.load(index.index_path, mmap=True)
+    if isinstance(index, SparseRetrieverIndex):
+        from_impact_index(index.index_path, scratch)
+        return SparseIndex.load(scratch, mmap=True)
+    raise TypeError(f"cannot read the postings of {type(index).__name__}")
+
+
+class PisaRetriever(SparseRetriever):
+    """Retrieval with a PISA index (:class:`PisaIndex`)"""
+
+    algorithm: Param[str] = field(default="block_max_maxscore", ignore_default=True)
+    """``block_max_maxscore`` or ``block_max_wand`` (both exact)"""
+
+    query_scale: Param[float] = field(default=100.0, ignore_default=True)
+    """Query weights count as ``int(query_scale * q)``"""
+
+    def get_retrieval_options(self) -> Dict[str, Any]:
+        return {"algorithm": self.algorithm, "query_scale": self.query_scale}
+
+
+class PisaIndex(AbstractSparseRetrieverIndex):
+    """A PISA index written by :class:`PisaConverter` (:mod:`splade.pisa`):
+    exact top-k of the quantized scores, one query at a time on one
+    thread"""
+
+    Retriever = PisaRetriever
+
+    index_path: Meta[Path]
+    """Folder of the PISA index"""
+
+    def initialize(self, in_memory: bool):
+        from splade.pisa import PisaSearcher
+
+        self.searcher = PisaSearcher(self.index_path)
+
+    def search(
+        self,
+        query: Dict[int, float],
+        top_k: int,
+        algorithm: str = "block_max_maxscore",
+        query_scale: float = 100.0,
+    ):
+        """Document ids and scores (quantized score / (scale *
+        query_scale)) of the top-k"""
+        return self.searcher.search(query, top_k, algorithm, query_scale)
+
+    def retrieve(
+        self, query: Dict[int, float], top_k: int, **options
+    ) -> List[ScoredDocument]:
+        return scored(self.documents, *self.search(query, top_k, **options))
+
+    async def aio_retrieve(
+        self, query: Dict[int, float], top_k: int, **options
+    ) -> List[ScoredDocument]:
+        return self.retrieve(query, top_k, **options)
+
+
+class PisaConverter(Task):
+    """Writes the PISA index of a SPLADE index (the exhaustive engine's or
+    impact-index's): weights quantized as ``int(scale * w)``, compressed
+    (``block_simdbp``) with block-max data"""
+
+    index: Param[AbstractSparseRetrieverIndex]
+    """The SPLADE index (:class:`ExhaustiveIndex` or impact-index's
+    ``SparseRetrieverIndex``)"""
+
+    scale: Param[float] = field(default=100.0, ignore_default=True)
+    """Document weights are stored as ``int(scale * w)``"""
+
+    block_size: Param[int] = field(default=64, ignore_default=True)
+    """Postings per block of the block-max data"""
+
+    pisa_path: Meta[Path] = field(default_factory=PathGenerator("pisa"))
+    """Folder of the PISA index"""
+
+    def task_outputs(self, dep):
+        return dep(
+            PisaIndex.C(index_path=self.pisa_path, documents=self.index.documents)
+        )
+
+    def execute(self):
+        meta = convert_to_pisa(self.index, self.pisa_path, self.scale, self.block_size)
+        logger.info("PISA index: %s", meta)
+
+
+def convert_to_pisa(index, folder: Path, scale: float = 100.0, block_size: int = 64):
+    """What :class:`PisaConverter` does: the PISA index of ``index`` (an
+    exhaustive or impact-index index) in ``folder``"""
+    from splade.pisa import write_index
+
+    folder = Path(folder)
+    scratch = folder.parent / f"{folder.name}-postings"
+    try:
+        return write_index(term_major(index, scratch), folder, scale, block_size)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def engine_search(index, **options):
     """``(query, k) -> (document ids, scores)`` of an initialized index: the
     engine's own search, without xpmir's fetching of the k documents' text
@@ -271,6 +379,8 @@ def engine_search(index, **options):
 
     if isinstance(index, ExhaustiveIndex):
         return index.search
+    if isinstance(index, PisaIndex):
+        return lambda query, k: index.search(query, k, **options)
     if isinstance(index, WANDIndex):
         return lambda query, k: ids_and_scores(index.index.search_wand(query, k))
     if isinstance(index, SparseRetrieverIndex):
@@ -310,7 +420,8 @@ def index_builder(
         ordered_index=False,
         fabric_config=fabric_config,
     )
-    if EngineName(engine.name) == EngineName.EXHAUSTIVE:
+    if EngineName(engine.name) in (EngineName.EXHAUSTIVE, EngineName.PISA):
+        # PISA's index is converted from the exhaustive one (term-major)
         return ExhaustiveIndexBuilder.C(**common)
     return SparseRetrieverIndexBuilder.C(**common)
 
@@ -332,7 +443,7 @@ def sparse_retriever(
     :param topk: number of retrieved documents
     :param batch_size: number of queries encoded at once
     :param launcher: launcher of the conversion tasks (compression, BMP,
-        Seismic), that the engine may submit; they only read the index
+        Seismic, PISA), that the engine may submit; they only read the index
     :return: a ``SparseRetriever`` configuration; for ``maxscore`` on the
         raw index it is exactly ``SparseRetriever.C(index=index,
         encoder=encoder, topk=topk, batchsize=batch_size)``
@@ -344,6 +455,18 @@ def sparse_retriever(
     if name == EngineName.EXHAUSTIVE:
         return ExhaustiveRetriever.C(
             index=index, threads=engine.exhaustive.threads, **common
+        )
+
+    if name == EngineName.PISA:
+        pisa = engine.pisa
+        pisa_index = PisaConverter.C(
+            index=index, scale=pisa.scale, block_size=pisa.block_size
+        ).submit(launcher=launcher)
+        return PisaRetriever.C(
+            index=pisa_index,
+            algorithm=pisa.algorithm,
+            query_scale=pisa.query_scale,
+            **common,
         )
 
     if name.exact:

@@ -24,7 +24,7 @@ DEBUG = ROOT / "splade" / "debug.yaml"
         ("model.architecture=min", "model.architecture"),
         ("learner.loss=ranknet", "learner.loss"),
         ("mode=zeroshot", "mode"),
-        ("retrieval.engine.name=pisa", "retrieval.engine.name"),
+        ("retrieval.engine.name=lucene", "retrieval.engine.name"),
     ],
 )
 def test_bad_values_name_their_key_when_read(override, key):

@@ -260,6 +260,60 @@ def test_seismic_recall(
         np.testing.assert_allclose(returned, scores[docids], rtol=2e-3, atol=2e-3)
 
 
+# --- PISA (optional: pyterrier-pisa)
+
+
+@pytest.fixture(scope="module")
+def pisa_searcher(random_collection):
+    """The PISA index of the random collection, converted as PisaConverter
+    converts the exhaustive index"""
+    pytest.importorskip("pyterrier_pisa")
+    from splade.exhaustive import SparseIndex, from_csr
+    from splade.pisa import PisaSearcher, write_index
+
+    documents, _, _, folder = random_collection
+    from_csr(documents, folder / "exhaustive")
+    write_index(SparseIndex.load(folder / "exhaustive", mmap=True), folder / "pisa")
+    return PisaSearcher(folder / "pisa")
+
+
+def quantized_scores(documents, row, scale=100.0, query_scale=100.0):
+    """sum int(query_scale q) int(scale w), computed with numpy"""
+    stored = documents.tocsc().astype(np.float64)
+    stored.data = np.floor(documents.tocsc().data * np.float32(scale))
+    counts = np.floor(row.data * np.float32(query_scale))
+    return stored[:, row.indices] @ counts
+
+
+@pytest.mark.parametrize("algorithm", ["block_max_maxscore", "block_max_wand"])
+@pytest.mark.parametrize("k", [10, 100])
+def test_pisa_returns_the_top_k_of_quantized_scores(
+    random_collection, pisa_searcher, algorithm, k
+):
+    documents, queries, exact, _ = random_collection
+    results = []
+    for q in range(queries.shape[0]):
+        docids, scores = pisa_searcher.search(as_dict(queries[q]), k, algorithm)
+        quantized = quantized_scores(documents, queries[q])
+        np.testing.assert_allclose(scores * 1e4, quantized[docids], rtol=1e-6)
+        np.testing.assert_allclose(
+            scores * 1e4, np.sort(quantized)[::-1][: len(docids)], rtol=1e-6
+        )
+        assert len(docids) == min(k, (quantized > 0).sum())
+        results.append(docids)
+    # ... close to the float ranking
+    assert recall_at(results, exact) >= 0.99
+
+
+def test_pisa_searcher_edge_cases(pisa_searcher):
+    """A query without any indexed term (or with weights below 1 /
+    query_scale) finds nothing; an unknown algorithm is refused"""
+    assert len(pisa_searcher.search({10**6: 1.0}, 10)[0]) == 0
+    assert len(pisa_searcher.search({0: 0.001}, 10)[0]) == 0
+    with pytest.raises(ValueError, match="algorithm"):
+        pisa_searcher.search({0: 1.0}, 10, algorithm="exhaustive")
+
+
 # --- Configuration
 
 
@@ -271,7 +325,11 @@ def test_engine_configuration():
     with pytest.raises(
         ValidationError, match="name\n  Input should be 'exhaustive', 'maxscore'"
     ):
-        validate_attrs(Engine, {"name": "pisa"})
+        validate_attrs(Engine, {"name": "lucene"})
+    pisa = validate_attrs(Engine, {"name": "pisa", "pisa": {"scale": 50}})
+    assert pisa.pisa.scale == 50 and pisa.pisa.algorithm == "block_max_maxscore"
+    with pytest.raises(ValidationError, match="pisa.algorithm"):
+        validate_attrs(Engine, {"name": "pisa", "pisa": {"algorithm": "wand"}})
     with pytest.raises(ValidationError, match="bmp.alpha\n  Input should be greater"):
         validate_attrs(Engine, {"name": "bmp", "bmp": {"alpha": 0}})
 
@@ -412,6 +470,49 @@ def test_exhaustive_retrieve_all(
         ]
         ids = [docids.index(sd.document["id"]) for sd in results[key]]
         np.testing.assert_allclose(returned, scores[ids], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("source", ["exhaustive", "impact-index"])
+def test_pisa_retriever_on_debug_collection(
+    debug_setup, exhaustive_index, tiny_model, tmp_path, source
+):
+    """PisaConverter (from the exhaustive or the impact-index index), then the
+    retriever that sparse_retriever configures: the top-10 of the quantized
+    scores, whose float scores are those of the exact top-10 within the
+    quantization error"""
+    pytest.importorskip("pyterrier_pisa")
+    from splade.engines import PisaIndex, PisaRetriever, convert_to_pisa
+
+    _, store, raw_index, scorer, encoders, vectors, documents = debug_setup
+    index = exhaustive_index if source == "exhaustive" else raw_index
+    convert_to_pisa(index.instance(), tmp_path / "pisa")
+    # as sparse_retriever configures it (tests/test_recipes.py)
+    retriever = PisaRetriever.C(
+        index=PisaIndex.C(index_path=tmp_path / "pisa", documents=store),
+        encoder=scorer.query_encoder,
+        topk=10,
+        batchsize=8,
+    ).instance()
+    retriever.encoder.initialize()
+    retriever.encoder.load_model(tiny_model)
+    retriever.initialize()
+    texts = ["lazo bomu vipube", "mopege nina diba lazo", "vipube theory data"]
+    records = [{"text_item": SimpleTextItem(text)} for text in texts]
+    with torch.no_grad():
+        q = encoders[1](records).value.numpy()
+    docids = [d for d, _ in documents]
+    for record, query, scores in zip(records, q, q @ vectors.T, strict=True):
+        results = retriever.retrieve(record)
+        assert len(results) == 10
+        ids = [docids.index(sd.document["id"]) for sd in results]
+        quantized = (np.floor(vectors * np.float32(100)) @ np.floor(query * 100)) / 1e4
+        returned = np.array([sd.score for sd in results])
+        np.testing.assert_allclose(returned, quantized[ids], rtol=1e-5)
+        np.testing.assert_allclose(returned, np.sort(quantized)[::-1][:10], rtol=1e-5)
+        # each weight is off by less than 0.01
+        error = 0.01 * (query.sum() + vectors.sum(axis=1).max()) + 1e-4 * len(query)
+        assert np.all(np.abs(returned - scores[ids]) <= error)
+        assert np.sort(scores)[::-1][9] - error <= returned.min()
 
 
 def test_approximate_retrievers_on_debug_collection(debug_setup, tiny_model):

@@ -190,19 +190,31 @@ def test_requirements_find_a_launcher(recipe, launchers):
 
 
 @pytest.mark.parametrize(
-    "override,retriever_type,conversion",
+    "override,retriever_type,conversion,source_type",
     [
-        ("retrieval.engine.name=bmp", "BMPSparseRetriever", "BMPConverter"),
-        ("retrieval.engine.name=seismic", "SeismicSparseRetriever", "Sparse2Seismic"),
+        ("retrieval.engine.name=bmp", "BMPSparseRetriever", "BMPConverter", None),
+        (
+            "retrieval.engine.name=seismic",
+            "SeismicSparseRetriever",
+            "Sparse2Seismic",
+            None,
+        ),
         (
             "retrieval.engine.name=maxscore,retrieval.engine.compression.enabled=true",
             "SparseRetriever",
             "Compress",
+            None,
+        ),
+        (
+            "retrieval.engine.name=pisa,retrieval.engine.pisa.scale=50",
+            "PisaRetriever",
+            "PisaConverter",
+            "ExhaustiveIndexBuilder",
         ),
     ],
 )
 def test_the_retrieval_engine_is_chosen_in_yaml(
-    tmp_path, override, retriever_type, conversion
+    tmp_path, override, retriever_type, conversion, source_type
 ):
     """The SPLADE index is converted for the chosen engine, which evaluates
     the model; BM25 and the validation collection are unchanged"""
@@ -215,7 +227,10 @@ def test_the_retrieval_engine_is_chosen_in_yaml(
     converted = [t for t in tasks if type(t).__qualname__.startswith(conversion)]
     assert len(converted) == 1
     source = converted[0].index.__xpm__.task
-    assert type(source).__qualname__.startswith("SparseRetrieverIndexBuilder")
+    source_type = source_type or "SparseRetrieverIndexBuilder"
+    assert type(source).__qualname__.startswith(source_type)
+    if conversion == "PisaConverter":
+        assert converted[0].scale == 50
 
 
 def test_the_default_engine_is_exhaustive(tmp_path):
