@@ -399,8 +399,11 @@ class Compression:
 
 @configuration
 class BMP:
-    """Block-max pruning (Mallia et al., SIGIR 2024): the index is converted
-    to a block forward index with 8-bit document and 5-bit query weights"""
+    """Block-max pruning (Mallia et al., SIGIR 2024), with the ``bmp``
+    package: the index is converted to a block forward index of 8-bit
+    document weights, ``int(s w)`` with the largest ``s`` such that no score
+    overflows BMP's 16-bit counter (query weights are ``ceil(32 q / max
+    q)``); see :mod:`splade.workarounds.bmp`"""
 
     block_size: Positive = 64
     """Number of consecutive documents per block"""

@@ -28,14 +28,17 @@ Two settings that look exact are not, and are not offered:
   floats: each weight is off by at most about 1/256 or 1/65536 of the
   largest one).
 - BMP with ``alpha = beta = 1`` is exact on *quantized* scores only: the
-  conversion stores document weights on 8 bits (``floor(256 w / max w)``)
-  and the searcher puts query weights on 5 bits (``ceil(32 q / max q)``), so
-  its ranking differs from the float ranking (recall@10 about 0.96 against
-  exact search on SPLADE-like vectors). BMP is offered as an approximate
-  engine. Its searcher may also return k - 1 documents instead of k (in a
-  few % of queries, whatever the number of matching documents):
-  :class:`splade.workarounds.impact_index.BMPIndex` asks for one more and
-  keeps the first k.
+  searcher puts query weights on 5 bits (``ceil(32 q / max q)``) and sums
+  their products with 8-bit document weights in a 16-bit counter, so that
+  the conversion (:class:`SafeBMPConverter`) stores document weights as
+  ``int(s w)`` with the largest scale ``s`` for which no score can exceed
+  that counter; its ranking differs from the float ranking. BMP is offered
+  as an approximate engine. impact-index's own conversion lets scores
+  overflow (they wrap), and the searcher (the ``bmp`` package's, which
+  impact-index shares) skips the last candidate block, may return k - 1
+  documents and panics on a query of no indexed term:
+  :mod:`splade.workarounds.bmp` works around all four
+  (``tests/test_bmp.py``).
 
 ``tests/test_engines.py`` shows both, and checks each engine against a
 brute-force dot product.
@@ -64,7 +67,6 @@ from xpmir.utils.multiprocessing import available_cpus
 
 from splade.configuration import Engine, EngineName
 from splade.workarounds.datamaestro_ir import scored
-from splade.workarounds.impact_index import BMPConverter
 
 logger = logging.getLogger(__name__)
 
@@ -368,6 +370,86 @@ def convert_to_pisa(index, folder: Path, scale: float = 100.0, block_size: int =
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+# --- BMP (the bmp package, with splade/workarounds/bmp.py)
+
+
+class SafeBMPIndex(AbstractSparseRetrieverIndex):
+    """A BMP index written by :class:`SafeBMPConverter`: no score can
+    overflow BMP's 16-bit counter, and the searcher's other faults are
+    worked around (:mod:`splade.workarounds.bmp`)"""
+
+    Retriever = BMPSparseRetriever
+
+    index_path: Meta[Path]
+    """The BMP index file (``<name>.json`` and ``<name>.kth.npy`` beside
+    it)"""
+
+    def initialize(self, in_memory: bool):
+        from splade.workarounds.bmp import Searcher
+
+        self.searcher = Searcher(self.index_path)
+
+    def search(self, query: Dict[int, float], top_k: int, alpha=1.0, beta=1.0):
+        """Document ids and scores (quantized, rescaled) of the top-k"""
+        return self.searcher.search(query, top_k, alpha, beta)
+
+    def retrieve(
+        self, query: Dict[int, float], top_k: int, alpha=1.0, beta=1.0
+    ) -> List[ScoredDocument]:
+        return scored(self.documents, *self.search(query, top_k, alpha, beta))
+
+    async def aio_retrieve(
+        self, query: Dict[int, float], top_k: int, **options
+    ) -> List[ScoredDocument]:
+        return self.retrieve(query, top_k, **options)
+
+
+class SafeBMPConverter(Task):
+    """Writes the BMP index of a SPLADE index (the exhaustive engine's or
+    impact-index's) with weights quantized so that no score can overflow
+    (:func:`splade.workarounds.bmp.write_index`)"""
+
+    index: Param[AbstractSparseRetrieverIndex]
+    """The SPLADE index (:class:`ExhaustiveIndex` or impact-index's
+    ``SparseRetrieverIndex``)"""
+
+    block_size: Param[int]
+    """Consecutive documents per block"""
+
+    compress_range: Param[bool] = field(default=False, ignore_default=True)
+    """Compress the block upper bounds"""
+
+    bmp_path: Meta[Path] = field(default_factory=PathGenerator("bmp"))
+    """Folder of the BMP index (``index.bmp`` and its metadata)"""
+
+    def task_outputs(self, dep):
+        return dep(
+            SafeBMPIndex.C(
+                index_path=self.bmp_path / "index.bmp", documents=self.index.documents
+            )
+        )
+
+    def execute(self):
+        meta = convert_to_bmp(
+            self.index, self.bmp_path, self.block_size, self.compress_range
+        )
+        logger.info("BMP index: %s", meta)
+
+
+def convert_to_bmp(index, folder: Path, block_size: int, compress_range=False):
+    """What :class:`SafeBMPConverter` does: ``folder/index.bmp``"""
+    from splade.workarounds.bmp import write_index
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    scratch = folder / "postings"
+    try:
+        postings = term_major(index, scratch)
+        return write_index(postings, folder / "index.bmp", block_size, compress_range)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def engine_search(index, **options):
     """``(query, k) -> (document ids, scores)`` of an initialized index: the
     engine's own search, without xpmir's fetching of the k documents' text
@@ -379,7 +461,7 @@ def engine_search(index, **options):
 
     if isinstance(index, ExhaustiveIndex):
         return index.search
-    if isinstance(index, PisaIndex):
+    if isinstance(index, (PisaIndex, SafeBMPIndex)):
         return lambda query, k: index.search(query, k, **options)
     if isinstance(index, WANDIndex):
         return lambda query, k: ids_and_scores(index.index.search_wand(query, k))
@@ -420,8 +502,12 @@ def index_builder(
         ordered_index=False,
         fabric_config=fabric_config,
     )
-    if EngineName(engine.name) in (EngineName.EXHAUSTIVE, EngineName.PISA):
-        # PISA's index is converted from the exhaustive one (term-major)
+    if EngineName(engine.name) in (
+        EngineName.EXHAUSTIVE,
+        EngineName.PISA,
+        EngineName.BMP,
+    ):
+        # PISA's and BMP's indices are converted from the exhaustive one
         return ExhaustiveIndexBuilder.C(**common)
     return SparseRetrieverIndexBuilder.C(**common)
 
@@ -482,7 +568,7 @@ def sparse_retriever(
 
     if name == EngineName.BMP:
         bmp = engine.bmp
-        bmp_index = BMPConverter.C(
+        bmp_index = SafeBMPConverter.C(
             index=index, block_size=bmp.block_size, compress_range=bmp.compress_range
         ).submit(launcher=launcher)
         return BMPSparseRetriever.C(

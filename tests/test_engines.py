@@ -36,7 +36,6 @@ from splade.engines import (
     sparse_retriever,
 )
 from splade.models import load_encoders, splade_model
-from splade.workarounds.impact_index import BMPIndex
 
 VOCABULARY = 3000
 
@@ -515,22 +514,30 @@ def test_pisa_retriever_on_debug_collection(
         assert np.sort(scores)[::-1][9] - error <= returned.min()
 
 
-def test_approximate_retrievers_on_debug_collection(debug_setup, tiny_model):
+def test_approximate_retrievers_on_debug_collection(
+    debug_setup, exhaustive_index, tiny_model
+):
     """BMP and Seismic retrievers, on indices converted as the tasks of
     sparse_retriever convert them, return what their searcher finds, as
     documents of the collection (the untrained model's vectors are nearly
     uniform, so that recall is measured on the random collection above)"""
+    pytest.importorskip("bmp")
+    from splade.engines import SafeBMPIndex, convert_to_bmp
+    from splade.workarounds.bmp import Searcher
+
     folder, store, index, scorer, encoders, vectors, documents = debug_setup
     raw = impact_index.Index.load(str(folder / "raw"), False)
-    raw.to_bmp_streaming(str(folder / "bmp"), 32, False)
+    convert_to_bmp(exhaustive_index.instance(), folder / "safe-bmp", 32)
     (folder / "seismic").mkdir()
     raw.to_seismic(str(folder / "seismic"))
-    bmp = impact_index.BmpSearcher(str(folder / "bmp"))
+    bmp = Searcher(folder / "safe-bmp" / "index.bmp")
     seismic = impact_index.SeismicSearcher(str(folder / "seismic"))
     common = {"encoder": scorer.query_encoder, "topk": 10, "batchsize": 8}
     retrievers = {
         "bmp": BMPSparseRetriever.C(
-            index=BMPIndex.C(index_path=folder / "bmp", documents=store),
+            index=SafeBMPIndex.C(
+                index_path=folder / "safe-bmp" / "index.bmp", documents=store
+            ),
             alpha=0.9,
             beta=1.0,
             **common,
@@ -547,8 +554,8 @@ def test_approximate_retrievers_on_debug_collection(debug_setup, tiny_model):
     with torch.no_grad():
         q = encoders[1]([{"text_item": SimpleTextItem(text)}]).value.numpy()[0]
     query = {int(t): float(q[t]) for t in q.nonzero()[0]}
-    docids, _ = bmp.search({str(t): w for t, w in query.items()}, 11, 0.9, 1.0)
-    expected = {"bmp": [int(d) for d in docids[:10]]}
+    expected = {"bmp": bmp.search(query, 10, 0.9, 1.0)[0].tolist()}
+    assert len(expected["bmp"]) == 10
     results = seismic.search(query, top_k=10, query_cut=10, heap_factor=0.8)
     expected["seismic"] = [r.docid for r in results]
     for name, config in retrievers.items():

@@ -192,7 +192,12 @@ def test_requirements_find_a_launcher(recipe, launchers):
 @pytest.mark.parametrize(
     "override,retriever_type,conversion,source_type",
     [
-        ("retrieval.engine.name=bmp", "BMPSparseRetriever", "BMPConverter", None),
+        (
+            "retrieval.engine.name=bmp",
+            "BMPSparseRetriever",
+            "SafeBMPConverter",
+            "ExhaustiveIndexBuilder",
+        ),
         (
             "retrieval.engine.name=seismic",
             "SeismicSparseRetriever",

@@ -1,6 +1,12 @@
 """Work-arounds for impact-index 1.7.1 (the sparse indices of xpmir)
 
 Tests of the upstream behaviour: ``tests/test_engines.py``.
+
+The ``bmp`` engine no longer uses these classes: impact-index's BMP
+conversion lets scores overflow BMP's 16-bit counter, and its searcher
+shares the faults of the ``bmp`` package's (``tests/test_bmp.py``); see
+:mod:`splade.workarounds.bmp` and :class:`splade.engines.SafeBMPConverter`.
+They are kept so that experiments that used them can be read again.
 """
 
 from typing import Dict, List
