@@ -411,6 +411,12 @@ class BMP:
     compress_range: bool = False
     """Compress the block upper bounds (smaller index, slower search)"""
 
+    reorder: bool = False
+    """Order the documents by recursive graph bisection before making the
+    blocks (impact-index's ``reorder``): blocks of similar documents prune
+    better (BENCHMARKS.md), at the cost of the bisection (minutes per
+    100,000 documents)"""
+
     alpha: Annotated[float, Interval(gt=0, le=1)] = 1.0
     """Block pruning threshold factor (1: no approximation beyond the
     quantization of the weights; 0.9 is faster)"""

@@ -419,6 +419,10 @@ class SafeBMPConverter(Task):
     compress_range: Param[bool] = field(default=False, ignore_default=True)
     """Compress the block upper bounds"""
 
+    reorder: Param[bool] = field(default=False, ignore_default=True)
+    """Order the documents by recursive graph bisection first (so that
+    blocks hold similar documents)"""
+
     bmp_path: Meta[Path] = field(default_factory=PathGenerator("bmp"))
     """Folder of the BMP index (``index.bmp`` and its metadata)"""
 
@@ -431,12 +435,18 @@ class SafeBMPConverter(Task):
 
     def execute(self):
         meta = convert_to_bmp(
-            self.index, self.bmp_path, self.block_size, self.compress_range
+            self.index,
+            self.bmp_path,
+            self.block_size,
+            self.compress_range,
+            self.reorder,
         )
         logger.info("BMP index: %s", meta)
 
 
-def convert_to_bmp(index, folder: Path, block_size: int, compress_range=False):
+def convert_to_bmp(
+    index, folder: Path, block_size: int, compress_range=False, reorder=False
+):
     """What :class:`SafeBMPConverter` does: ``folder/index.bmp``"""
     from splade.workarounds.bmp import write_index
 
@@ -445,9 +455,44 @@ def convert_to_bmp(index, folder: Path, block_size: int, compress_range=False):
     scratch = folder / "postings"
     try:
         postings = term_major(index, scratch)
-        return write_index(postings, folder / "index.bmp", block_size, compress_range)
+        order = None
+        if reorder:
+            order = bisection_order(postings, folder / "bisection", block_size)
+        return write_index(
+            postings, folder / "index.bmp", block_size, compress_range, order=order
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(folder / "bisection", ignore_errors=True)
+
+
+def bisection_order(postings, scratch: Path, leaf_size: int) -> np.ndarray:
+    """Documents ordered by recursive graph bisection (impact-index's
+    ``Index.reorder``, on a temporary impact-index index of the postings):
+    the document id at each position"""
+    import impact_index
+
+    scratch = Path(scratch)
+    shutil.rmtree(scratch, ignore_errors=True)
+    docids = np.asarray(postings.docids)
+    terms = np.repeat(
+        np.arange(postings.num_terms, dtype=np.uint64), np.diff(postings.offsets)
+    )
+    by_doc = np.argsort(docids, kind="stable")
+    starts = np.searchsorted(docids[by_doc], np.arange(postings.num_docs + 1))
+    terms, weights = terms[by_doc], np.asarray(postings.weights)[by_doc]
+    del by_doc
+    options = impact_index.BuilderOptions()
+    builder = impact_index.IndexBuilder(str(scratch / "raw"), options)
+    for doc in range(postings.num_docs):
+        a, b = starts[doc], starts[doc + 1]
+        builder.add(doc, terms[a:b], weights[a:b])
+    del terms, weights
+    raw = builder.build(False)
+    reordered = raw.reorder(
+        str(scratch / "reordered"), nbits=16, in_memory=False, leaf_size=leaf_size
+    )
+    return np.asarray(reordered.reorder_map(), np.int64)
 
 
 def engine_search(index, **options):
@@ -569,7 +614,10 @@ def sparse_retriever(
     if name == EngineName.BMP:
         bmp = engine.bmp
         bmp_index = SafeBMPConverter.C(
-            index=index, block_size=bmp.block_size, compress_range=bmp.compress_range
+            index=index,
+            block_size=bmp.block_size,
+            compress_range=bmp.compress_range,
+            reorder=bmp.reorder,
         ).submit(launcher=launcher)
         return BMPSparseRetriever.C(
             index=bmp_index, alpha=bmp.alpha, beta=bmp.beta, **common
