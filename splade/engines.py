@@ -423,6 +423,10 @@ class SafeBMPConverter(Task):
     """Order the documents by recursive graph bisection first (so that
     blocks hold similar documents)"""
 
+    query_levels: Param[int] = field(default=16, ignore_default=True)
+    """Query weights are round(query_levels q / max q); document weights get
+    the precision that the 16-bit scores leave"""
+
     bmp_path: Meta[Path] = field(default_factory=PathGenerator("bmp"))
     """Folder of the BMP index (``index.bmp`` and its metadata)"""
 
@@ -440,12 +444,18 @@ class SafeBMPConverter(Task):
             self.block_size,
             self.compress_range,
             self.reorder,
+            self.query_levels,
         )
         logger.info("BMP index: %s", meta)
 
 
 def convert_to_bmp(
-    index, folder: Path, block_size: int, compress_range=False, reorder=False
+    index,
+    folder: Path,
+    block_size: int,
+    compress_range=False,
+    reorder=False,
+    query_levels: int = 16,
 ):
     """What :class:`SafeBMPConverter` does: ``folder/index.bmp``"""
     from splade.workarounds.bmp import write_index
@@ -459,7 +469,12 @@ def convert_to_bmp(
         if reorder:
             order = bisection_order(postings, folder / "bisection", block_size)
         return write_index(
-            postings, folder / "index.bmp", block_size, compress_range, order=order
+            postings,
+            folder / "index.bmp",
+            block_size,
+            compress_range,
+            order=order,
+            query_levels=query_levels,
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -618,6 +633,7 @@ def sparse_retriever(
             block_size=bmp.block_size,
             compress_range=bmp.compress_range,
             reorder=bmp.reorder,
+            query_levels=bmp.query_levels,
         ).submit(launcher=launcher)
         return BMPSparseRetriever.C(
             index=bmp_index, alpha=bmp.alpha, beta=bmp.beta, **common

@@ -225,6 +225,28 @@ def test_safe_scale_bounds_every_score(collection, fixed):
     assert 0.97 * MAX_SCORE <= largest * levels <= MAX_SCORE
 
 
+def test_fewer_query_levels_leave_more_document_precision(collection, fixed, tmp_path):
+    """query_levels (bmp.query_levels, passed by SafeBMPConverter): with 8
+    levels the document weights get a larger scale, scores still fit the
+    counter, and alpha = 1 still gives the exact top-10 of those scores"""
+    documents, queries, folder = collection
+    _, _, meta16 = fixed
+    index = SparseIndex.load(folder / "exhaustive", mmap=True)
+    meta8 = write_index(index, tmp_path / "l8.bmp", block_size=32, query_levels=8)
+    assert meta8["query_levels"] == 8 and meta8["overflowing_documents"] == 0
+    assert meta8["scale"] > 1.5 * meta16["scale"]
+    assert meta8["max_stored_sum"] * 8 <= MAX_SCORE
+    stored = documents.tocsc().astype(np.float64)
+    stored.data = quantize(documents.tocsc().data, meta8["scale"]).astype(np.float64)
+    searcher = Searcher(tmp_path / "l8.bmp")
+    results, scores_per_query = [], []
+    for q in range(20):
+        row = queries[q]
+        results.append(searcher.search(as_dict(row), 10)[0])
+        scores_per_query.append(bmp_scores(stored, row, 8))
+    assert recall_of_ranking(results, scores_per_query) == 1.0
+
+
 def test_unsafe_scale_is_refused(collection, tmp_path):
     _, _, folder = collection
     index = SparseIndex.load(folder / "exhaustive", mmap=True)

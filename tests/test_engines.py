@@ -331,6 +331,10 @@ def test_engine_configuration():
         validate_attrs(Engine, {"name": "pisa", "pisa": {"algorithm": "wand"}})
     with pytest.raises(ValidationError, match="bmp.alpha\n  Input should be greater"):
         validate_attrs(Engine, {"name": "bmp", "bmp": {"alpha": 0}})
+    levels = validate_attrs(Engine, {"name": "bmp", "bmp": {"query_levels": 8}})
+    assert levels.bmp.query_levels == 8 and BMP().query_levels == 16
+    with pytest.raises(ValidationError, match="bmp.query_levels"):
+        validate_attrs(Engine, {"name": "bmp", "bmp": {"query_levels": 33}})
 
 
 # --- The retrievers of sparse_retriever on the debug collection
