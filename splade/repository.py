@@ -155,6 +155,17 @@ def _adhoc(split: str) -> Adhoc:
     )
 
 
+@dataset(id="splade.debug.train.judged")
+class DebugTrainJudged(Dataset):
+    """Training queries of the debug collection, with their qrels (to mine
+    hard negatives for them: splade/debug_pp.yaml)"""
+
+    DOCUMENTS = reference(DebugDocuments)
+
+    def config(self) -> Adhoc:
+        return _adhoc("train")
+
+
 @dataset(id="splade.debug.validation")
 class DebugValidation(Dataset):
     """Validation queries of the debug collection, with their qrels"""
@@ -192,6 +203,7 @@ DATASETS = [
     DebugDocuments,
     DebugTrainQueries,
     DebugTrain,
+    DebugTrainJudged,
     DebugValidation,
     DebugTest,
     DebugModel,

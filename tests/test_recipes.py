@@ -19,7 +19,7 @@ from xpmir.letor.distillation.pairwise import (
 from xpmir.letor.trainers.batchwise import BatchwiseTrainer
 from xpmir.neural.splade import MaxAggregation
 
-from splade.workarounds.xpm_torch import StaleCheckpointsCleaner
+from splade.workarounds.xpm_torch import LastEpochMetrics, StaleCheckpointsCleaner
 from splade.workarounds.xpmir import BinaryQueryEncoder
 
 MSMARCO = "com.microsoft.msmarco.passage"
@@ -80,8 +80,9 @@ def test_distilsplade_max(graphs):
     assert isinstance(scorer.encoder.aggregation, MaxAggregation)
     assert task.fabric_config.precision == "auto"
 
-    listener, cleaner = task.listeners
+    listener, cleaner, last = task.listeners
     assert isinstance(cleaner, StaleCheckpointsCleaner)
+    assert isinstance(last, LastEpochMetrics)
     assert listener.metrics == {"RR@10": True, "nDCG@10": False}
     assert listener.validation_interval == 40
 
@@ -98,6 +99,16 @@ def test_distilsplade_max(graphs):
     }
     models = {e.__xpm__.tags()["model"] for e in evaluations}
     assert models == {"bm25", "splade"}
+    # TREC DL: binary measures count rel >= 2 (official evaluation)
+    for evaluation in evaluations:
+        trec = dataset_id(evaluation.dataset).endswith(("trec2019", "trec2020"))
+        levels = {(m.identifier, m.rel) for m in evaluation.measures}
+        assert levels == {
+            ("RR", 2 if trec else 1),
+            ("nDCG", 2 if trec else 1),
+            ("R", 2 if trec else 1),
+            ("AP", 2 if trec else 1),
+        }
     for evaluation in evaluations:
         assert evaluation.retriever.topk == 1000
         measures = {(m.identifier, m.cutoff) for m in evaluation.measures}
@@ -110,7 +121,7 @@ def test_validation_is_bm25_top50_of_500_dev_queries(graphs):
     tasks = graphs["normal_DistilMSE"]
     (fold,) = of_type(tasks, RandomFold)
     assert fold.sizes == [500]
-    assert dataset_id(fold.dataset) == f"{MSMARCO}.dev"
+    assert dataset_id(fold.dataset) == f"{MSMARCO}.dev.judged"
     assert dataset_id(fold.exclude) == f"{MSMARCO}.dev.small.topics"
     (collection,) = of_type(tasks, RetrieverBasedCollection)
     (bm25,) = collection.retrievers
