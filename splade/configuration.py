@@ -219,6 +219,10 @@ class Data:
     train_queries: str = "com.microsoft.msmarco.passage.train.queries"
     """Text of the training queries"""
 
+    train_qrels: str = "com.microsoft.msmarco.passage.train.qrels"
+    """Relevance judgements of the training queries, when ``data.train`` is
+    teacher scores of their candidates (SPLADE++: the positives)"""
+
     train_count: Optional[Positive] = None
     """Number of triplets in ``data.train`` (``softmax_ce``), when known:
     they are then sampled down to what training uses (its steps times its

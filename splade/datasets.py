@@ -97,6 +97,7 @@ class Datasets:
                 {
                     "data.train": data.train,
                     "data.train_queries": data.train_queries,
+                    "data.train_qrels": data.train_qrels,
                     "data.validation": data.validation,
                     "data.validation_exclude": data.validation_exclude,
                 }

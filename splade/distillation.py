@@ -45,8 +45,8 @@ class TeacherPairs(Sampler):
 
     @cached_property
     def _pairs(self):
-        """query ids, and for each query its (positives, negatives), ids
-        and scores as arrays"""
+        """query ids, and for each query its positives and negatives: (ids,
+        scores) arrays (ids as integers when they all are)"""
         positives = {
             topic.topic_id: {
                 a.doc_id for a in topic.assessments if a.rel >= self.relevance
@@ -54,19 +54,30 @@ class TeacherPairs(Sampler):
             for topic in self.qrels.iter()
         }
         queries, groups = [], []
-        for qid, scored in self.scores.scores().items():
+        for qid, scored in self.scores.iter_queries():
             relevant = positives.get(qid, ())
-            pos = [(d, s) for d, s in scored.items() if d in relevant]
-            neg = [(d, s) for d, s in scored.items() if d not in relevant]
-            if pos and neg:
+            ids = list(scored)
+            is_positive = [str(docid) in relevant for docid in ids]
+            if any(is_positive) and not all(is_positive):
+                mask = np.array(is_positive)
+                ids = _array(ids)
+                values = np.fromiter(scored.values(), np.float32, len(ids))
                 queries.append(qid)
-                groups.append((pos, neg))
+                groups.append(((ids[mask], values[mask]), (ids[~mask], values[~mask])))
         if not queries:
             raise ValueError(
                 "No training query has both a scored positive and a scored negative"
             )
         self.logger.info("%d training queries with teacher scores", len(queries))
         return queries, groups
+
+
+def _array(ids) -> np.ndarray:
+    """Document ids as compact as possible (most are integers)"""
+    try:
+        return np.array(ids, dtype=np.int64)
+    except (ValueError, TypeError, OverflowError):
+        return np.array(ids, dtype=object)
 
 
 class _PairsDataset(ShardedIterableDataset):
@@ -82,9 +93,10 @@ class _PairsDataset(ShardedIterableDataset):
         skip, self._skip, self.drawn = self._skip, 0, 0
         while True:
             ix = random.randint(len(queries))
-            positives, negatives = groups[ix]
-            (pos, pos_score) = positives[random.randint(len(positives))]
-            (neg, neg_score) = negatives[random.randint(len(negatives))]
+            (pos_ids, pos_scores), (neg_ids, neg_scores) = groups[ix]
+            p, n = random.randint(len(pos_ids)), random.randint(len(neg_ids))
+            pos, pos_score = str(pos_ids[p]), float(pos_scores[p])
+            neg, neg_score = str(neg_ids[n]), float(neg_scores[n])
             self.drawn += 1
             if self.drawn <= skip:
                 continue

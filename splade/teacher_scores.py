@@ -18,7 +18,7 @@ Data types only (datamaestro): imported when datamaestro lists datasets.
 
 import gzip
 import pickle
-from typing import Dict
+from typing import Any, Dict, Iterator, Tuple
 
 from datamaestro.data import Base, File
 from datamaestro_ir.data import AdhocAssessments, Topics
@@ -31,9 +31,17 @@ Scores = Dict[str, Dict[str, float]]
 class TeacherScores(Base):
     """Teacher scores of (query, document) pairs"""
 
+    def iter_queries(self) -> Iterator[Tuple[str, Dict[Any, float]]]:
+        """(query id, {document id: score}) for each query (document ids as
+        stored: integers or strings)"""
+        raise NotImplementedError()
+
     def scores(self) -> Scores:
         """query id -> document id -> score (ids as strings)"""
-        raise NotImplementedError()
+        return {
+            qid: {str(docid): score for docid, score in scored.items()}
+            for qid, scored in self.iter_queries()
+        }
 
 
 class PickledTeacherScores(TeacherScores, File):
@@ -41,27 +49,31 @@ class PickledTeacherScores(TeacherScores, File):
     (ids may be integers), as sentence-transformers'
     ``cross-encoder-ms-marco-MiniLM-L-6-v2-scores.pkl.gz``"""
 
-    def scores(self) -> Scores:
+    def iter_queries(self) -> Iterator[Tuple[str, Dict[Any, float]]]:
+        # sentence-transformers' file (160M pairs) takes about 15 GB to load
         with self.path.open("rb") as fp:
             gzipped = fp.read(2) == b"\x1f\x8b"
         with (gzip.open if gzipped else open)(self.path, "rb") as fp:
             raw = pickle.load(fp)
-        return {
-            str(qid): {str(docid): float(s) for docid, s in scored.items()}
-            for qid, scored in raw.items()
-        }
+        for qid in list(raw):
+            yield str(qid), raw.pop(qid)
 
 
 class TeacherScoresTSV(TeacherScores, File):
     """``query id<TAB>document id<TAB>score`` lines"""
 
-    def scores(self) -> Scores:
-        scores: Scores = {}
+    def iter_queries(self) -> Iterator[Tuple[str, Dict[Any, float]]]:
+        current, scored = None, {}
         with self.path.open("rt", encoding="utf-8") as fp:
             for line in fp:
                 qid, docid, score = line.rstrip("\n").split("\t")
-                scores.setdefault(qid, {})[docid] = float(score)
-        return scores
+                if qid != current and current is not None:
+                    yield current, scored
+                    scored = {}
+                current = qid
+                scored[docid] = float(score)
+        if current is not None:
+            yield current, scored
 
 
 def write_scores(scores: Scores, path):

@@ -37,7 +37,7 @@ from xpmir.letor.trainers.batchwise import BatchwiseTrainer
 from splade.configuration import Learner, Loss, Mode, SPLADEConfiguration
 from splade.datasets import Datasets, datamaestro_problem, find, local_split
 from splade.distillation import TeacherPairs
-from splade.teacher_scores import ScoredQueries
+from splade.teacher_scores import ScoredQueries, TeacherScores
 from splade.workarounds.xpmir import HardNegativesSampler, PairwiseKLLoss
 
 #: Losses on teacher-scored pairs, and their loss function
@@ -45,8 +45,8 @@ DISTILLATION = {Loss.MARGIN_MSE: MSEDifferenceLoss, Loss.KL_DIV: PairwiseKLLoss}
 
 #: loss -> the types of training data it can use
 TRAINING_DATA = {
-    Loss.MARGIN_MSE: (PairwiseDistillationSamples, ScoredQueries),
-    Loss.KL_DIV: (PairwiseDistillationSamples, ScoredQueries),
+    Loss.MARGIN_MSE: (PairwiseDistillationSamples, TeacherScores, ScoredQueries),
+    Loss.KL_DIV: (PairwiseDistillationSamples, TeacherScores, ScoredQueries),
     Loss.SOFTMAX_CE: (TrainingTriplets, Adhoc),
 }
 
@@ -135,6 +135,10 @@ def trainer(
         if isinstance(train, ScoredQueries):
             pairs = TeacherPairs.C(scores=train.scores, qrels=train.qrels)
             queries = train.topics
+        elif isinstance(train, TeacherScores):
+            qrels = datasets.get(data.train_qrels)
+            pairs = TeacherPairs.C(scores=train, qrels=qrels)
+            queries = datasets.get(data.train_queries)
         else:
             pairs = DistillationPairwiseSampler.C(samples=train)
             if local_split(data.train):
