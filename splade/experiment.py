@@ -9,6 +9,7 @@
 #
 # Run with: experimaestro run-experiment splade/debug.yaml
 
+from attrs import evolve
 from experimaestro import RunMode
 from experimaestro.experiments.grid import generate_grid
 from experimaestro.launcherfinder import find_launcher
@@ -27,12 +28,13 @@ from splade.datasets import Datasets
 from splade.devices import fabric
 from splade.engines import index_builder, sparse_retriever
 from splade.evaluation import PerDocuments, requirements, test_collections
+from splade.mining import mine
 from splade.models import splade_model
 from splade.results import tagged
 from splade.training import trainer
 from splade.workarounds import check_private_hooks
 from splade.workarounds.experimaestro import keep_done_markers, raise_if_failed
-from splade.workarounds.xpm_torch import StaleCheckpointsCleaner
+from splade.workarounds.xpm_torch import LastEpochMetrics, StaleCheckpointsCleaner
 from splade.workarounds.xpmir import (
     FullRetrieverRescorer,
     report_configuration_errors_without_traceback,
@@ -84,7 +86,7 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
         validation.documents.in_memory = True
 
     # --- SPLADE, once per variant
-    models, logs = {}, {}
+    learners = []  # (learner, tags, best checkpoint)
     for variant, sweep in zip(variants, sweeps, strict=True):
         tags = {"model": "splade", **sweep}
         device = fabric(variant.precision)
@@ -96,27 +98,40 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
         if variant.mode == Mode.ZERO_SHOT:
             evaluated = [(None, init_tasks, tags)]
         else:
-            learner = train(
-                variant,
-                tags,
-                scorer,
-                flops,
-                init_tasks,
+            training = dict(
                 datasets=datasets,
                 documents=documents,
                 validation=validation,
                 negatives=bm25(documents, topk=variant.bm25.negatives_topk),
                 device=device,
             )
-            best = learner.submit(
-                launcher=find_launcher(variant.learner.requirements),
-                init_tasks=init_tasks,
-            ).listeners["bestval"]["RR@10"]
-            if helper.xp.run_mode == RunMode.NORMAL:
-                helper.tensorboard_service.add(learner, learner.logpath)
-            name = "-".join(["splade"] + [f"{k}={v}" for k, v in sweep.items()])
-            models[name], logs[name] = best, learner.logpath
-            evaluated = [(best, [best], tags)]
+            evaluated, scored = [], None
+
+            # SPLADE++ SelfDistil: a first stage (a given model, or one trained
+            # here on the recipe's data) retrieves hard negatives for the
+            # training queries, a teacher scores them, the model learns them
+            if variant.mining is not None:
+                if variant.mining.first_stage:
+                    given = evolve(variant.model, base_hf_id=variant.mining.first_stage)
+                    first, _, first_tasks = splade_model(given)
+                else:
+                    first_tags = {**tags, "model": "splade-first-stage"}
+                    first_best, first_learner = train(
+                        variant, first_tags, scorer, flops, init_tasks, **training
+                    )
+                    first, first_tasks = scorer, [first_best]
+                    evaluated.append((first_best, first_tasks, first_tags))
+                    learners.append((first_learner, first_tags, first_best))
+                index = splade_indices(variant, first, first_tasks, device)(documents)
+                scored = mine(variant, datasets, first, index, first_tasks, device)
+                if variant.mining.init_from_first_stage:
+                    scorer, init_tasks = first, first_tasks
+
+            best, learner = train(
+                variant, tags, scorer, flops, init_tasks, scored=scored, **training
+            )
+            learners.append((learner, tags, best))
+            evaluated.append((best, [best], tags))
             if variant.retrieval.evaluate_untrained:
                 evaluated.append(
                     (None, init_tasks, {**tags, "model": "splade-untrained"})
@@ -137,6 +152,15 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
                 init_tasks=model_init_tasks,
                 fabric_config=device,
             )
+
+    # Trained models and their training curves (TensorBoard)
+    models, logs = {}, {}
+    for learner, model_tags, best in learners:
+        others = [f"{k}={v}" for k, v in model_tags.items() if k != "model"]
+        name = "-".join([model_tags["model"], *others])
+        models[name], logs[name] = best, learner.logpath
+        if helper.xp.run_mode == RunMode.NORMAL:
+            helper.tensorboard_service.add(learner, learner.logpath)
 
     if helper.xp.run_mode == RunMode.NORMAL:
         raise_if_failed(helper.xp)
@@ -193,9 +217,14 @@ def train(
     validation,
     negatives,
     device,
-) -> Learner:
-    """The learner of SPLADE (to submit), whose validation listener keeps the
-    checkpoint with the best RR@10"""
+    scored=None,
+):
+    """Trains SPLADE; returns its best checkpoint (validation RR@10) and the
+    learner (submitted)
+
+    :param scored: scored queries to learn from instead of ``data.train``
+        (the mined negatives of SPLADE++ SelfDistil)
+    """
     # Validation: keeps the checkpoint with the best RR@10
     validation_listener = ValidationListener.C(
         id="bestval",
@@ -213,7 +242,7 @@ def train(
     # Training: MarginMSE distillation from teacher scores, or softmax
     # cross-entropy with in-batch negatives (learner.loss)
     optimization = cfg.learner.optimization
-    return tagged(
+    learner = tagged(
         Learner.C(
             random=Random.C(seed=cfg.seed),
             trainer=trainer(
@@ -223,14 +252,23 @@ def train(
                 flops,
                 cfg.seed,
                 bm25=negatives,
+                scored=scored,
             ),
             model=scorer,
             optimizers=optimization.optimizer,
             max_epochs=optimization.max_epochs,
             steps_per_epoch=optimization.steps_per_epoch,
             # the cleaner bounds the checkpoints kept after a kill
-            listeners=[validation_listener, StaleCheckpointsCleaner.C(id="cleaner")],
+            listeners=[
+                validation_listener,
+                StaleCheckpointsCleaner.C(id="cleaner"),
+                LastEpochMetrics.C(id="last-epoch-metrics"),
+            ],
             fabric_config=device,
         ),
         tags,
     )
+    outputs = learner.submit(
+        launcher=find_launcher(cfg.learner.requirements), init_tasks=init_tasks
+    )
+    return outputs.listeners["bestval"]["RR@10"], learner
