@@ -497,12 +497,13 @@ class Compression:
 class BMP:
     """Block-max pruning (Mallia et al., SIGIR 2024), with the ``bmp``
     package: the index is converted to a block forward index of 8-bit
-    document weights, ``int(s w)`` with the largest ``s`` such that no score
-    overflows BMP's 16-bit counter (query weights are ``ceil(32 q / max
-    q)``); see :mod:`splade.workarounds.bmp`"""
+    document weights, ``round(s w)`` with the largest ``s`` such that no
+    score overflows BMP's 16-bit counter (query weights are
+    ``round(query_levels q / max q)``); see :mod:`splade.workarounds.bmp`"""
 
-    block_size: Positive = 64
-    """Number of consecutive documents per block"""
+    block_size: Annotated[int, Interval(ge=8, le=256)] = 32
+    """Number of consecutive documents per block (BMP's authors use 16 to
+    32; 8 to 256 with this package's conversion)"""
 
     compress_range: bool = False
     """Compress the block upper bounds (smaller index, slower search)"""
@@ -532,8 +533,10 @@ class Seismic:
     """Seismic (Bruch et al., SIGIR 2024): posting lists pruned to their
     highest impacts, split into clustered blocks with summary vectors"""
 
-    n_postings: Positive = 6000
-    """Average number of postings kept per term (global budget)"""
+    n_postings: Positive = 4000
+    """Average number of postings kept per term (global budget; 4000, with
+    the defaults below, are the authors' settings for SPLADE on MS MARCO,
+    measured in BENCHMARKS.md; xpmir's default is 6000)"""
 
     centroid_fraction: Annotated[float, Interval(gt=0, le=1)] = 0.1
     """Blocks (k-means centroids) per posting list, as a fraction of its
