@@ -741,7 +741,7 @@ def scaling(kind, sizes, results) -> str:
             _, theirs_exp = growth(*theirs, ratio)
             if ours_exp <= theirs_exp:
                 notes.append(
-                    f"{other} at {k.replace('k', 'k=')}: grows as fast "
+                    f"{other} at {k.replace('k', 'k=')}: grows at least as fast "
                     f"(n^{theirs_exp:.2f} against n^{ours_exp:.2f}): no crossing"
                 )
                 continue
@@ -749,7 +749,7 @@ def scaling(kind, sizes, results) -> str:
             notes.append(
                 f"{other} at {k.replace('k', 'k=')}: latencies grow as "
                 f"n^{ours_exp:.2f} (exhaustive) and n^{theirs_exp:.2f}: they "
-                f"cross at about {crossing / 1e6:.1f}M documents"
+                f"would cross at about {crossing:.2g} documents"
             )
     text = "\n".join(lines)
     if notes:
