@@ -17,14 +17,13 @@ from xpm_torch.learner import Learner
 from xpmir.datasets.adapters import RetrieverBasedCollection
 from xpmir.experiments.ir import IRExperimentHelper, ir_experiment
 from xpmir.index.bow import BOWRetriever, BOWSparseRetrieverIndexBuilder
-from xpmir.letor.validation import ValidationListener
 from xpmir.papers.results import PaperResults
 from xpmir.rankers.standard import BM25
 
 from splade.checks import check
 from splade.configuration import Mode, SPLADEConfiguration
 from splade.datasets import Datasets
-from splade.devices import fabric
+from splade.devices import fabric, learner_launcher
 from splade.engines import index_builder, sparse_retriever
 from splade.evaluation import PerDocuments, requirements, test_collections
 from splade.models import splade_model
@@ -32,7 +31,10 @@ from splade.results import tagged
 from splade.training import trainer
 from splade.workarounds import check_private_hooks
 from splade.workarounds.experimaestro import keep_done_markers, raise_if_failed
-from splade.workarounds.xpm_torch import StaleCheckpointsCleaner
+from splade.workarounds.xpm_torch import (
+    StaleCheckpointsCleaner,
+    SynchronisedValidationListener,
+)
 from splade.workarounds.xpmir import (
     FullRetrieverRescorer,
     report_configuration_errors_without_traceback,
@@ -106,10 +108,10 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
                 documents=documents,
                 validation=validation,
                 negatives=bm25(documents, topk=variant.bm25.negatives_topk),
-                device=device,
+                precision=variant.precision,
             )
             best = learner.submit(
-                launcher=find_launcher(variant.learner.requirements),
+                launcher=learner_launcher(variant.learner),
                 init_tasks=init_tasks,
             ).listeners["bestval"]["RR@10"]
             if helper.xp.run_mode == RunMode.NORMAL:
@@ -192,12 +194,14 @@ def train(
     documents,
     validation,
     negatives,
-    device,
+    precision,
 ) -> Learner:
     """The learner of SPLADE (to submit), whose validation listener keeps the
-    checkpoint with the best RR@10"""
-    # Validation: keeps the checkpoint with the best RR@10
-    validation_listener = ValidationListener.C(
+    checkpoint with the best RR@10, on ``learner.devices`` processes per node
+    on ``learner.num_nodes`` nodes (data parallelism)"""
+    # Validation: keeps the checkpoint with the best RR@10 (the decision to
+    # stop early is rank 0's, with several training processes)
+    validation_listener = SynchronisedValidationListener.C(
         id="bestval",
         dataset=validation,
         retriever=FullRetrieverRescorer.C(
@@ -230,7 +234,9 @@ def train(
             steps_per_epoch=optimization.steps_per_epoch,
             # the cleaner bounds the checkpoints kept after a kill
             listeners=[validation_listener, StaleCheckpointsCleaner.C(id="cleaner")],
-            fabric_config=device,
+            fabric_config=fabric(
+                cfg.precision, cfg.learner.devices, cfg.learner.num_nodes
+            ),
         ),
         tags,
     )

@@ -25,15 +25,17 @@ from xpmir.letor.distillation.pairwise import (
     DistillationPairwiseTrainer,
     MSEDifferenceLoss,
 )
-from xpmir.letor.distillation.samplers import DistillationPairwiseSampler
 from xpmir.letor.processors import StoreHydrator
-from xpmir.letor.samplers import TripletBasedSampler
-from xpmir.letor.samplers.adapters import SamplerAdapter
-from xpmir.letor.trainers.batchwise import BatchwiseTrainer
 
 from splade.configuration import Learner, Loss, Mode, SPLADEConfiguration
 from splade.datasets import Datasets, datamaestro_problem, local_split
-from splade.workarounds.xpmir import HardNegativesSampler
+from splade.workarounds.xpmir import (
+    DistillationSamplesSampler,
+    HardNegativesSampler,
+    InBatchNegativesTrainer,
+    ProcessedSampler,
+    TripletsSampler,
+)
 
 #: loss -> the types of training data it can use
 TRAINING_DATA = {
@@ -52,6 +54,14 @@ def problems(cfg: SPLADEConfiguration) -> List[str]:
     if learner.early_stop % learner.validation_interval:
         found.append(
             "learner.early_stop: must be a multiple of learner.validation_interval"
+        )
+    processes = learner.devices * learner.num_nodes
+    if learner.optimization.batch_size % processes:
+        found.append(
+            f"learner.optimization.batch_size: the global batch"
+            f" ({learner.optimization.batch_size}) must be divisible by the"
+            f" number of training processes, learner.devices x learner.num_nodes"
+            f" = {processes}"
         )
     loss = Loss(learner.loss)
     split = local_split(data.train)
@@ -118,8 +128,8 @@ def trainer(
             queries = datasets.get(data.train).topics
         else:
             queries = datasets.get(data.train_queries)
-        sampler = SamplerAdapter.C(
-            sampler=DistillationPairwiseSampler.C(samples=train),
+        sampler = ProcessedSampler.C(
+            sampler=DistillationSamplesSampler.C(samples=train),
             processors=[
                 StoreHydrator.C(
                     documentstore=documents,
@@ -135,7 +145,7 @@ def trainer(
         # softmax_ce on judged queries: the positive is a relevant document,
         # the negative one of the BM25 top-k that is not judged relevant
         sampler = HardNegativesSampler.C(dataset=train, retriever=bm25)
-        return BatchwiseTrainer.C(
+        return InBatchNegativesTrainer.C(
             sampler=sampler, lossfn=SoftmaxCrossEntropy.C(), **common
         )
 
@@ -149,8 +159,10 @@ def trainer(
         doc_ids=True,
         topic_ids=False,
     ).submit()
-    sampler = SamplerAdapter.C(
-        sampler=TripletBasedSampler.C(source=triplets),
+    sampler = ProcessedSampler.C(
+        sampler=TripletsSampler.C(source=triplets),
         processors=[StoreHydrator.C(documentstore=documents)],
     )
-    return BatchwiseTrainer.C(sampler=sampler, lossfn=SoftmaxCrossEntropy.C(), **common)
+    return InBatchNegativesTrainer.C(
+        sampler=sampler, lossfn=SoftmaxCrossEntropy.C(), **common
+    )
