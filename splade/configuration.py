@@ -387,8 +387,15 @@ class Indexation:
     alike; test queries are then restricted to those with a relevant
     document among the indexed ones, and judgements to indexed documents"""
 
+    shards: Positive = 1
+    """Number of tasks that encode the documents, each a slice of the
+    collection (whole batches), submitted to the launcher at once (e.g. N
+    Slurm jobs on N GPUs or nodes); a CPU task then merges their indices
+    into one, the same as one task's (:mod:`splade.shards`). Only for the
+    ``exhaustive`` engine"""
+
     requirements: str = "duration=2 days & cuda(mem=16G)"
-    """Launcher requirements for encoding and indexing"""
+    """Launcher requirements for encoding and indexing (of each shard)"""
 
 
 @configuration

@@ -24,10 +24,11 @@ from splade.checks import check
 from splade.configuration import Mode, SPLADEConfiguration
 from splade.datasets import Datasets
 from splade.devices import fabric, learner_launcher
-from splade.engines import index_builder, sparse_retriever
+from splade.engines import sparse_retriever
 from splade.evaluation import PerDocuments, requirements, test_collections
 from splade.models import splade_model
 from splade.results import tagged
+from splade.shards import MergeShards, index_builders
 from splade.training import trainer
 from splade.workarounds import check_private_hooks
 from splade.workarounds.experimaestro import keep_done_markers, raise_if_failed
@@ -147,17 +148,31 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
 
 
 def splade_indices(cfg: SPLADEConfiguration, scorer, init_tasks, device):
-    """The SPLADE index of each collection of documents, for the engine"""
-    return PerDocuments(
-        lambda documents, key: index_builder(
+    """The SPLADE index of each collection of documents, for the engine:
+    encoded by one task, or by ``indexation.shards`` tasks whose indices a
+    CPU task merges"""
+
+    def index(documents, key):
+        builders = index_builders(
             cfg.retrieval.engine,
+            cfg.indexation,
             documents=documents,
             encoder=scorer.encoder,
             batch_size=cfg.indexation.batch_size,
             max_docs=cfg.indexation.max_docs,
             fabric_config=device,
-        ).submit(launcher=launchers(cfg, "indexation")(key), init_tasks=init_tasks)
-    )
+        )
+        launcher = launchers(cfg, "indexation")(key)
+        indices = [
+            builder.submit(launcher=launcher, init_tasks=init_tasks)
+            for builder in builders
+        ]
+        if len(indices) == 1:
+            return indices[0]
+        merged = MergeShards.C(shards=indices, documents=documents)
+        return merged.submit(launcher=launchers(cfg, "bm25")(key))
+
+    return PerDocuments(index)
 
 
 def splade_retrievers(cfg: SPLADEConfiguration, scorer, indices, launcher):
