@@ -159,9 +159,15 @@ def learner_launcher(learner: Learner):
     """
     launcher = find_launcher(node_requirement(learner.requirements, learner.devices))
     if isinstance(launcher, SlurmLauncher):
-        configured = launcher.config(
-            nodes=learner.num_nodes, ntasks_per_node=learner.devices
-        )
+        options = {"nodes": learner.num_nodes, "ntasks_per_node": learner.devices}
+        # the node's cores, shared by its tasks (launchers.py made one task
+        # per GPU: another number of tasks, e.g. CPU processes, shares them)
+        tasks, cores = launcher.options.ntasks_per_node, launcher.options.cpus_per_task
+        if tasks and cores and tasks != learner.devices:
+            options["cpus_per_task"] = str(
+                max(int(cores) * tasks // learner.devices, 1)
+            )
+        configured = launcher.config(**options)
         # srun then ends the job when a task fails, instead of leaving the
         # others waiting for it (the environment of sbatch is the job's)
         environment = launcher.launcherenv or dict(os.environ)

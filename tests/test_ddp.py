@@ -148,6 +148,16 @@ def test_the_learner_job_has_one_slurm_task_per_process(launchers):
         assert expected in args, args
     assert launcher.launcherenv["SLURM_KILL_BAD_EXIT"] == "1"
 
+    # 2 CPU processes: the node's 8 cores, 4 per task
+    cfg = load(
+        DEBUG,
+        "learner.requirements=duration=2 days & cpu(cores=4)",
+        "learner.devices=2",
+    )
+    args = learner_launcher(cfg.learner).options.args()
+    for expected in ("--ntasks-per-node=2", "--cpus-per-task=4", "--partition=cpu"):
+        assert expected in args, args
+
     # 4 GPUs of 40 GB: only the 80 GB partition has them
     cfg = load(
         DEBUG,
