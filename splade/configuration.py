@@ -359,8 +359,9 @@ class Learner:
     that many GPUs: its ``requirements`` give what *one* process needs
     (e.g. ``cuda(mem=24G)``), the experiment asks the launcher for
     ``devices`` of them (``cuda(mem=24G)*4``). Does not change the task
-    identifier (the trained model is the same, up to floating-point
-    rounding)"""
+    identifiers: the training is the same (the same global batches), up to
+    floating-point rounding, which training amplifies (README, "Several
+    GPUs and nodes")"""
 
     num_nodes: Positive = 1
     """Number of nodes (machines) that train together, each running
