@@ -590,3 +590,33 @@ def test_one_step_on_two_processes_is_one_step_on_one(
     assert update > 1e-3
     assert difference / update <= 1e-5, (difference, update)
     assert difference / norm(one.values()) <= 1e-5
+
+
+def test_data_loader_workers_resume_where_they_were(tmp_path):
+    """With data loader workers (2, the default), a data loader restored
+    from a saved state gives the batches an uninterrupted one would"""
+    from torchdata.stateful_dataloader import StatefulDataLoader
+    from xpm_torch.datasets import InfiniteDataset
+
+    from splade.workarounds.xpm_torch import InterleavedLines
+
+    path = tmp_path / "lines.txt"
+    path.write_text("".join(f"line {i}\n" for i in range(50)))
+
+    def loader():
+        dataset = InfiniteDataset(InterleavedLines(path, str))
+        return StatefulDataLoader(dataset, batch_size=4, num_workers=2)
+
+    uninterrupted = iter(loader())
+    expected = [next(uninterrupted) for _ in range(10)]
+    first = loader()
+    iterator = iter(first)
+    for _ in range(5):
+        next(iterator)
+    state = first.state_dict()
+    resumed = loader()
+    resumed.load_state_dict(state)
+    iterator = iter(resumed)
+    assert [next(iterator) for _ in range(5)] == expected[5:]
+    lines = sorted(line for batch in expected[:6] for line in batch)
+    assert len(set(lines)) == 24  # 6 batches of 4 different lines
