@@ -1,8 +1,8 @@
 """The debug recipe trained by 2 processes (``-c learner.devices=2``, CPU):
 both train, a ``kill -9`` of rank 1 ends the job with an error (no hang),
 and the rerun resumes from the last checkpoint and ends with SPLADE ahead of
-BM25 (slow: the pipeline runs in subprocesses, as in
-``tests/test_reliability.py``)"""
+BM25, with the results of an uninterrupted run (slow: the pipeline runs in
+subprocesses, as in ``tests/test_reliability.py``)"""
 
 import signal
 import subprocess
@@ -122,3 +122,26 @@ def test_splade_beats_bm25(killed_and_resumed):
     ws, *_ = killed_and_resumed
     table = pd.read_csv(results(ws.logs[-1])).set_index("model")
     assert table.loc["splade", "nDCG@10"] > table.loc["bm25", "nDCG@10"] + 0.2
+
+
+def splade_run(ws: Workspace):
+    """The run of the SPLADE evaluation (TREC lines, sorted)"""
+    (run,) = ws.jobs.glob("splade.efficiency.evaluatewithefficiency/*/run.txt")
+    return sorted(run.read_text().splitlines())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    ws = DDPWorkspace(tmp_path_factory.mktemp("ddp-uninterrupted"))
+    assert ws.run("uninterrupted") == 0, ws.report()
+    return ws
+
+
+@pytest.mark.slow
+def test_the_resumed_run_is_the_uninterrupted_one(killed_and_resumed, uninterrupted):
+    """Every rank resumes its data where it was (rank 0's checkpoint holds
+    the state of the data loaders of all ranks: they take the samples in
+    turns), with the optimizer's and the model's states: the same run (top
+    1,000 documents and scores of every test query)"""
+    ws, *_ = killed_and_resumed
+    assert splade_run(ws) == splade_run(uninterrupted)

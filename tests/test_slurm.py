@@ -4,10 +4,11 @@ fake ``sbatch``, ``srun``, ``sacct``, ``squeue`` and ``scancel``
 job's script with the variables of its ``#SBATCH`` options, and one process
 per task (``srun``) with its rank
 
-The learner trains on 2 processes (``-c learner.devices=2``, CPU): its job
-has 2 Slurm tasks, which Lightning's Slurm environment takes as the 2 ranks
-(no process is started by Lightning), and experimaestro's job process of
-rank 1 is a follower.
+The learner trains on 2 processes (``-c learner.devices=2``, or ``-c
+learner.num_nodes=2``: one process on each of 2 "nodes", both this machine),
+CPU: its job has 2 Slurm tasks, which Lightning's Slurm environment takes
+as the 2 ranks (no process is started by Lightning), and experimaestro's job
+process of rank 1 is a follower.
 """
 
 import shutil
@@ -37,8 +38,17 @@ def find_launcher(requirements, tags=frozenset()):
 '''
 
 
-@pytest.fixture(scope="module")
-def slurm_run(tmp_path_factory):
+#: 2 processes on one node, or one on each of 2 "nodes" (the fake srun
+#: gives the tasks their node numbers; all run on this machine)
+LAYOUTS = {
+    "devices": ("learner.devices=2", "--nodes=1", "--ntasks-per-node=2"),
+    "nodes": ("learner.num_nodes=2", "--nodes=2", "--ntasks-per-node=1"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(LAYOUTS))
+def slurm_run(request, tmp_path_factory):
+    override, *sbatch = LAYOUTS[request.param]
     folder = tmp_path_factory.mktemp("slurm")
     home = folder / "home"
     home.mkdir()
@@ -62,11 +72,11 @@ def slurm_run(tmp_path_factory):
         str(config),
         "splade/debug.yaml",
         "-c",
-        "learner.devices=2",
+        override,
     ]
     code = run(command, env, log, timeout=1200)
     assert code == 0, failure_report(home, log)
-    return home, slurm / "state", log
+    return home, slurm / "state", log, sbatch
 
 
 def job(home, task: str):
@@ -76,7 +86,7 @@ def job(home, task: str):
 
 @pytest.mark.slow
 def test_every_task_is_a_slurm_job(slurm_run):
-    home, state, _ = slurm_run
+    home, state, _, _ = slurm_run
     jobs = list((home / "experiments/splade/jobs").glob("*/*/*.done"))
     assert len(jobs) == 6
     assert len(list((state / "jobs").glob("*.sh"))) == 6
@@ -88,12 +98,11 @@ def test_every_task_is_a_slurm_job(slurm_run):
 
 @pytest.mark.slow
 def test_the_learner_job_has_a_task_per_process(slurm_run):
-    home, _, _ = slurm_run
+    home, _, _, sbatch = slurm_run
     learner = job(home, "xpm_torch.learner.learner")
     script = (learner / "learner.sh").read_text()
     for line in (
-        "#SBATCH --nodes=1",
-        "#SBATCH --ntasks-per-node=2",
+        *(f"#SBATCH {option}" for option in sbatch),
         "#SBATCH --partition=cpu",
         "#SBATCH --cpus-per-task=2",
         "#SBATCH --time=60",
@@ -115,7 +124,7 @@ def test_the_learner_job_has_a_task_per_process(slurm_run):
 
 @pytest.mark.slow
 def test_splade_beats_bm25(slurm_run):
-    _, _, log = slurm_run
+    _, _, log, _ = slurm_run
     text = log.read_text()
     results = text.split("Saved results in ")[1].split()[0]
     table = pd.read_csv(results).set_index("model")
