@@ -79,6 +79,24 @@ class Loss(Choice):
     ``data.train`` holds triplets, or judged queries whose negatives are
     sampled from the BM25 top ``bm25.negatives_topk``"""
 
+    KL_DIV = "kl_div"
+    """KL divergence between the teacher's and the student's distributions
+    over each query's (positive, negative) pair: Efficient SPLADE (Lassance
+    and Clinchant, SIGIR 2022, https://arxiv.org/abs/2207.03834);
+    ``data.train`` holds teacher-scored pairs or scored queries"""
+
+
+class Regularization(Choice):
+    """How the sparsity of the representations is encouraged"""
+
+    FLOPS = "flops"
+    """FLOPS (Paria et al., ICLR 2020): the squared mean weight of each term
+    over the batch, summed over the vocabulary (SPLADE v2)"""
+
+    L1 = "l1"
+    """L1: the mean over the batch of the sum of the weights (Efficient
+    SPLADE's regularization of queries)"""
+
 
 class EngineName(Choice):
     """Retrieval engines of the SPLADE index (:mod:`splade.engines`)"""
@@ -201,8 +219,20 @@ class Data:
     train_queries: str = "com.microsoft.msmarco.passage.train.queries"
     """Text of the training queries"""
 
-    validation: str = "com.microsoft.msmarco.passage.dev"
-    """Queries and relevance judgements used to select the best checkpoint"""
+    train_qrels: str = "com.microsoft.msmarco.passage.train.qrels"
+    """Relevance judgements of the training queries, when ``data.train`` is
+    teacher scores of their candidates (SPLADE++: the positives)"""
+
+    train_count: Optional[Positive] = None
+    """Number of triplets in ``data.train`` (``softmax_ce``), when known:
+    they are then sampled down to what training uses (its steps times its
+    batch size, plus 10%) before being shuffled, instead of being shuffled
+    all"""
+
+    validation: str = "com.microsoft.msmarco.passage.dev.judged"
+    """Queries and relevance judgements used to select the best checkpoint
+    (MS MARCO dev: its judged queries only; about half of the dev queries
+    have no judgement, and would not be counted)"""
 
     validation_size: Annotated[int, Ge(0)] = 500
     """Number of validation queries sampled from `validation` (0: all). When
@@ -227,6 +257,15 @@ class Data:
     tests_only: Names = Factory(list)
     """Evaluate on these test collections only (names in ``tests``; empty:
     all of them), e.g. ``-c data.tests_only=scifact,nfcorpus``"""
+
+    binary_relevance: Dict[str, Positive] = Factory(
+        lambda: {"trec2019": 2, "trec2020": 2}
+    )
+    """Minimum relevance of a relevant document for the binary measures (RR,
+    R, AP, P) of a test collection: name -> level (1 when not given; names
+    that are not test collections are ignored). The TREC Deep Learning
+    tracks count 2, as their official evaluation; nDCG uses the graded
+    judgements"""
 
     test_sizes: Dict[str, Positive] = Factory(dict)
     """Evaluate on a random sample of queries: test collection name -> number
@@ -290,6 +329,15 @@ class Model:
     lambda_warmup_steps: Annotated[int, Ge(0)] = 50_000
     """The FLOPS weights grow quadratically from 0 to their value during
     these many steps"""
+
+    query_regularization: Regularization = Regularization.FLOPS
+    """Regularization of the query representations (weight ``lambda_q``):
+    ``flops`` or ``l1`` (Efficient SPLADE); documents always have FLOPS"""
+
+    query_hf_id: Optional[str] = None
+    """A separate query encoder (Efficient SPLADE), as ``base_hf_id``: a
+    masked language model with the same vocabulary (e.g. a BERT-tiny for
+    fast query encoding); unset: queries and documents share the encoder"""
 
     query_maxlen: Positive = 256
     """Maximum number of tokens of a query (256 in the papers' code, like
@@ -371,6 +419,54 @@ class Learner:
     requirements: str = "duration=4 days & cuda(mem=24G)"
     """Launcher requirements for training, of one training process (see
     ``devices``)"""
+
+
+@configuration
+class Mining:
+    """Hard negatives mined by a first-stage SPLADE model and scored by a
+    teacher, for a second training on them: SPLADE++ SelfDistil (Formal et
+    al., SIGIR 2022, https://arxiv.org/abs/2205.04733). Each stage is a task
+    of its own: the first stage's index of ``data.documents``, its top-k for
+    the training queries, the teacher's scores of them"""
+
+    first_stage: Optional[str] = None
+    """The first stage: a trained SPLADE model (Hugging Face hub id or
+    folder, e.g. ``naver/splade-cocondenser-ensembledistil``); unset: the
+    model that this experiment trains first, with the recipe's settings and
+    training data (e.g. SPLADE++ EnsembleDistil), also evaluated
+    (``model=splade-first-stage``)"""
+
+    queries: str = "com.microsoft.msmarco.passage.train"
+    """Training queries with their relevance judgements (an ad-hoc dataset,
+    or ``local:<split>``): their positives come from the judgements, their
+    negatives from the first stage's top-k"""
+
+    query_count: Annotated[int, Ge(0)] = 0
+    """Mine for a random sample of these many queries (0: all of them)"""
+
+    topk: Positive = 50
+    """Documents retrieved by the first stage for each query, then scored by
+    the teacher (with the query's positives)"""
+
+    init_from_first_stage: bool = False
+    """The model starts from the first stage's weights (a continued
+    training) instead of ``model.base_hf_id`` (the paper's SelfDistil starts
+    from the same pretrained model as the first stage)"""
+
+    teacher: str = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+    """The teacher: a cross-encoder (Hugging Face hub id or folder of a
+    sequence classification model), or ``splade.debug.teacher`` (the debug
+    collection's oracle)"""
+
+    teacher_maxlen: Positive = 512
+    """Maximum number of tokens of a (query, document) pair for the
+    cross-encoder"""
+
+    batch_size: Positive = 256
+    """Pairs scored at once by the teacher"""
+
+    requirements: str = "duration=2 days & cuda(mem=16G)"
+    """Launcher requirements of the mining and scoring tasks"""
 
 
 # --- Index and retrieval
@@ -555,6 +651,11 @@ class SPLADEConfiguration(ConfigurationBase):
 
     retrieval: Retrieval = Factory(Retrieval)
     """Retrieval and evaluation"""
+
+    mining: Optional[Mining] = None
+    """Hard negatives mined by a first stage and scored by a teacher, to
+    train on (SPLADE++ SelfDistil); unset: ``data.train`` is used as it
+    is"""
 
     precision: str = "auto"
     """Numerical precision of training and encoding: ``auto`` uses mixed

@@ -20,6 +20,35 @@ from splade.local_import import LocalFiles
 #: Name of the local collection's documents; ``local:<split>`` names a split
 LOCAL = "local"
 
+#: Repositories searched first for a dataset id, in this order: this
+#: package's, then datamaestro-ir's (whose data types xpmir takes); the others
+#: after them
+REPOSITORIES = ("splade", "ir")
+
+
+def find(dataset_id: str):
+    """The datamaestro dataset of an id (its wrapper), searched in
+    :data:`REPOSITORIES` first
+
+    Some ids are defined by several repositories (MS MARCO's ``dev``,
+    ``dev.small``, ``train.queries``... by datamaestro-ir and by
+    datamaestro-text, whose data types xpmir does not take), and datamaestro
+    1.16's ``prepare_dataset`` takes the first repository that has the id,
+    in the order of their entry points, which depends on the installation.
+    """
+    from datamaestro.context import Context
+
+    repositories = sorted(
+        Context.instance().repositories(),
+        key=lambda r: (
+            REPOSITORIES.index(r.id) if r.id in REPOSITORIES else len(REPOSITORIES)
+        ),
+    )
+    for repository in repositories:
+        if (found := repository.search(dataset_id)) is not None:
+            return found
+    raise KeyError(dataset_id)
+
 
 def local_split(dataset_id: str) -> Optional[str]:
     """For an id of the local collection, the split it names (``""`` for
@@ -34,12 +63,10 @@ def local_split(dataset_id: str) -> Optional[str]:
 def datamaestro_problem(dataset_id: str) -> Optional[str]:
     """Why ``dataset_id`` is not a datamaestro dataset (None if it is);
     nothing is downloaded"""
-    from datamaestro.context import Context
-
     try:
-        Context.instance().dataset(dataset_id)
+        find(dataset_id)
         return None
-    except Exception:
+    except KeyError:
         return (
             f"no datamaestro dataset {dataset_id!r} (`datamaestro search <words>`"
             " lists the datasets)"
@@ -70,6 +97,7 @@ class Datasets:
                 {
                     "data.train": data.train,
                     "data.train_queries": data.train_queries,
+                    "data.train_qrels": data.train_qrels,
                     "data.validation": data.validation,
                     "data.validation_exclude": data.validation_exclude,
                 }
@@ -106,7 +134,7 @@ class Datasets:
         the local collection (its import tasks are then submitted)"""
         split = local_split(dataset_id)
         if split is None:
-            return prepare_dataset(dataset_id)
+            return prepare_dataset(find(dataset_id))
         if self.local is None:
             raise ConfigurationError(f"{dataset_id}: data.local is not set")
         imported = self.local.imported()

@@ -35,6 +35,7 @@ files through datamaestro / datamaestro_ir data objects.
 
 import json
 from dataclasses import asdict, dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -119,6 +120,12 @@ class DebugCollection:
 
     teacher: List[Tuple[float, float, str, str, str]]
     """Training lines (pos_score, neg_score, qid, pos_docid, neg_docid)"""
+
+    document_words: List[List[str]] = dataclass_field(default_factory=list)
+    """For each concept, the words its documents are written with"""
+
+    query_words: List[List[str]] = dataclass_field(default_factory=list)
+    """For each concept, its synonyms (query words)"""
 
     def write(self, folder: Path, spec: DebugCollectionSpec):
         """Writes the collection as TSV / TREC files in ``folder``"""
@@ -286,4 +293,4 @@ def generate(spec: DebugCollectionSpec = DebugCollectionSpec()) -> DebugCollecti
     order = rng.permutation(len(teacher))
     teacher = [teacher[ix] for ix in order]
 
-    return DebugCollection(documents, queries, qrels, teacher)
+    return DebugCollection(documents, queries, qrels, teacher, doc_words, query_words)

@@ -26,6 +26,7 @@ from splade.configuration import (
 )
 from splade.datasets import Datasets
 from splade.results import ResultsTable
+from splade.workarounds.xpmir import RelevanceMeasure
 
 
 def measure_problem(name: str) -> str | None:
@@ -90,12 +91,16 @@ class PerDocuments:
         return self.made[identifier]
 
 
-def measure(name: str) -> Measure:
-    """The xpmir measure of an ir_measures name (e.g. ``nDCG@10``)"""
+def measure(name: str, relevance: int = 1) -> Measure:
+    """The xpmir measure of an ir_measures name (e.g. ``nDCG@10``), whose
+    binary relevance starts at ``relevance``"""
     if problem := measure_problem(name):
         raise ConfigurationError(f"retrieval.measures: {problem}")
     identifier, _, cutoff = name.partition("@")
-    return Measure.C(identifier=identifier, cutoff=int(cutoff) if cutoff else None)
+    cutoff = int(cutoff) if cutoff else None
+    if relevance == 1:
+        return Measure.C(identifier=identifier, cutoff=cutoff)
+    return RelevanceMeasure.C(identifier=identifier, cutoff=cutoff, rel=relevance)
 
 
 def test_collections(
@@ -107,10 +112,11 @@ def test_collections(
     judgements are restricted to them; a test collection named in
     ``data.test_sizes`` is a random sample of its queries.
     """
-    parsed = [measure(name) for name in measures]
     collections = {}
     data = datasets.data
     for key, dataset_id in selected_tests(data).items():
+        relevance = data.binary_relevance.get(key, 1)
+        parsed = [measure(name, relevance) for name in measures]
         collection = datasets.get(dataset_id)
         if max_docs > 0:
             collection = IndexedSubset.C(dataset=collection, max_docs=max_docs).submit()

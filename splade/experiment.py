@@ -9,6 +9,7 @@
 #
 # Run with: experimaestro run-experiment splade/debug.yaml
 
+from attrs import evolve
 from experimaestro import RunMode
 from experimaestro.experiments.grid import generate_grid
 from experimaestro.launcherfinder import find_launcher
@@ -26,6 +27,7 @@ from splade.datasets import Datasets
 from splade.devices import fabric, learner_launcher
 from splade.engines import sparse_retriever
 from splade.evaluation import PerDocuments, requirements, test_collections
+from splade.mining import mine
 from splade.models import splade_model
 from splade.results import tagged
 from splade.shards import MergeShards, index_builders
@@ -33,6 +35,7 @@ from splade.training import trainer
 from splade.workarounds import check_private_hooks
 from splade.workarounds.experimaestro import keep_done_markers, raise_if_failed
 from splade.workarounds.xpm_torch import (
+    LastEpochMetrics,
     StaleCheckpointsCleaner,
     SynchronisedValidationListener,
 )
@@ -87,7 +90,7 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
         validation.documents.in_memory = True
 
     # --- SPLADE, once per variant
-    models, logs = {}, {}
+    learners = []  # (learner, tags, best checkpoint)
     for variant, sweep in zip(variants, sweeps, strict=True):
         tags = {"model": "splade", **sweep}
         device = fabric(variant.precision)
@@ -99,27 +102,39 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
         if variant.mode == Mode.ZERO_SHOT:
             evaluated = [(None, init_tasks, tags)]
         else:
-            learner = train(
-                variant,
-                tags,
-                scorer,
-                flops,
-                init_tasks,
+            training = dict(
                 datasets=datasets,
                 documents=documents,
                 validation=validation,
                 negatives=bm25(documents, topk=variant.bm25.negatives_topk),
-                precision=variant.precision,
             )
-            best = learner.submit(
-                launcher=learner_launcher(variant.learner),
-                init_tasks=init_tasks,
-            ).listeners["bestval"]["RR@10"]
-            if helper.xp.run_mode == RunMode.NORMAL:
-                helper.tensorboard_service.add(learner, learner.logpath)
-            name = "-".join(["splade"] + [f"{k}={v}" for k, v in sweep.items()])
-            models[name], logs[name] = best, learner.logpath
-            evaluated = [(best, [best], tags)]
+            evaluated, scored = [], None
+
+            # SPLADE++ SelfDistil: a first stage (a given model, or one trained
+            # here on the recipe's data) retrieves hard negatives for the
+            # training queries, a teacher scores them, the model learns them
+            if variant.mining is not None:
+                if variant.mining.first_stage:
+                    given = evolve(variant.model, base_hf_id=variant.mining.first_stage)
+                    first, _, first_tasks = splade_model(given)
+                else:
+                    first_tags = {**tags, "model": "splade-first-stage"}
+                    first_best, first_learner = train(
+                        variant, first_tags, scorer, flops, init_tasks, **training
+                    )
+                    first, first_tasks = scorer, [first_best]
+                    evaluated.append((first_best, first_tasks, first_tags))
+                    learners.append((first_learner, first_tags, first_best))
+                index = splade_indices(variant, first, first_tasks, device)(documents)
+                scored = mine(variant, datasets, first, index, first_tasks, device)
+                if variant.mining.init_from_first_stage:
+                    scorer, init_tasks = first, first_tasks
+
+            best, learner = train(
+                variant, tags, scorer, flops, init_tasks, scored=scored, **training
+            )
+            learners.append((learner, tags, best))
+            evaluated.append((best, [best], tags))
             if variant.retrieval.evaluate_untrained:
                 evaluated.append(
                     (None, init_tasks, {**tags, "model": "splade-untrained"})
@@ -140,6 +155,15 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
                 init_tasks=model_init_tasks,
                 fabric_config=device,
             )
+
+    # Trained models and their training curves (TensorBoard)
+    models, logs = {}, {}
+    for learner, model_tags, best in learners:
+        others = [f"{k}={v}" for k, v in model_tags.items() if k != "model"]
+        name = "-".join([model_tags["model"], *others])
+        models[name], logs[name] = best, learner.logpath
+        if helper.xp.run_mode == RunMode.NORMAL:
+            helper.tensorboard_service.add(learner, learner.logpath)
 
     if helper.xp.run_mode == RunMode.NORMAL:
         raise_if_failed(helper.xp)
@@ -209,11 +233,15 @@ def train(
     documents,
     validation,
     negatives,
-    precision,
-) -> Learner:
-    """The learner of SPLADE (to submit), whose validation listener keeps the
-    checkpoint with the best RR@10, on ``learner.devices`` processes per node
-    on ``learner.num_nodes`` nodes (data parallelism)"""
+    scored=None,
+):
+    """Trains SPLADE on ``learner.devices`` processes per node on
+    ``learner.num_nodes`` nodes (data parallelism); returns its best
+    checkpoint (validation RR@10) and the learner (submitted)
+
+    :param scored: scored queries to learn from instead of ``data.train``
+        (the mined negatives of SPLADE++ SelfDistil)
+    """
     # Validation: keeps the checkpoint with the best RR@10 (the decision to
     # stop early is rank 0's, with several training processes)
     validation_listener = SynchronisedValidationListener.C(
@@ -232,7 +260,7 @@ def train(
     # Training: MarginMSE distillation from teacher scores, or softmax
     # cross-entropy with in-batch negatives (learner.loss)
     optimization = cfg.learner.optimization
-    return tagged(
+    learner = tagged(
         Learner.C(
             random=Random.C(seed=cfg.seed),
             trainer=trainer(
@@ -242,16 +270,25 @@ def train(
                 flops,
                 cfg.seed,
                 bm25=negatives,
+                scored=scored,
             ),
             model=scorer,
             optimizers=optimization.optimizer,
             max_epochs=optimization.max_epochs,
             steps_per_epoch=optimization.steps_per_epoch,
             # the cleaner bounds the checkpoints kept after a kill
-            listeners=[validation_listener, StaleCheckpointsCleaner.C(id="cleaner")],
+            listeners=[
+                validation_listener,
+                StaleCheckpointsCleaner.C(id="cleaner"),
+                LastEpochMetrics.C(id="last-epoch-metrics"),
+            ],
             fabric_config=fabric(
                 cfg.precision, cfg.learner.devices, cfg.learner.num_nodes
             ),
         ),
         tags,
     )
+    outputs = learner.submit(
+        launcher=learner_launcher(cfg.learner), init_tasks=init_tasks
+    )
+    return outputs.listeners["bestval"]["RR@10"], learner

@@ -6,7 +6,7 @@ from typing import List
 from xpmir.neural.splade import SpladeTextEncoder, spladeV2_doc, spladeV2_max
 
 from splade import pretrained
-from splade.configuration import Architecture, Model
+from splade.configuration import Architecture, Model, Regularization
 from splade.encoders import SpladeMaxEncoder
 from splade.regularizer import FlopsRegularizer
 from splade.workarounds.xpmir import BinaryQueryEncoder, InBatchNegativesScorer
@@ -21,9 +21,14 @@ def problems(model: Model, downloads: bool) -> List[str]:
     :param downloads: whether the run downloads what it needs (not a dry
         run): a hub id must then be reachable
     """
-    if downloads and (problem := pretrained.problem(model.base_hf_id)):
-        return [f"model.base_hf_id: {problem}"]
-    return []
+    found = []
+    for key in ("base_hf_id", "query_hf_id"):
+        value = getattr(model, key)
+        if value and downloads and (problem := pretrained.problem(value)):
+            found.append(f"model.{key}: {problem}")
+    if model.query_hf_id and Architecture(model.architecture) == Architecture.DOC:
+        found.append("model.query_hf_id: SPLADE-doc has no query encoder")
+    return found
 
 
 def splade_model(cfg: Model):
@@ -35,19 +40,32 @@ def splade_model(cfg: Model):
     binary bags of tokens.
     """
     architecture = Architecture(cfg.architecture)
-    scorer, flops, init_tasks = ARCHITECTURES[architecture](
+    builder = ARCHITECTURES[architecture]
+    common = dict(
         lambda_q=cfg.lambda_q,
         lambda_d=cfg.lambda_d,
         lambda_warmup_steps=cfg.lambda_warmup_steps,
-        hf_id=pretrained.resolve(cfg.base_hf_id),
     )
-    flops = FlopsRegularizer.C(**flops.__arguments__())
+    scorer, flops, init_tasks = builder(
+        hf_id=pretrained.resolve(cfg.base_hf_id), **common
+    )
+    flops = FlopsRegularizer.C(
+        **flops.__arguments__(),
+        query_l1=Regularization(cfg.query_regularization) == Regularization.L1,
+    )
     # Same encoders, with a faster inference (splade/encoders.py)
     encoder = SpladeMaxEncoder.C(**scorer.encoder.__arguments__())
+    query_encoder = scorer.query_encoder
+    if cfg.query_hf_id:
+        # A separate query encoder (Efficient SPLADE): SPLADE-max of its own
+        query_scorer, _, query_init = spladeV2_max(
+            hf_id=pretrained.resolve(cfg.query_hf_id), **common
+        )
+        query_encoder, init_tasks = query_scorer.encoder, init_tasks + query_init
     if architecture == Architecture.DOC:
         query_encoder = BinaryQueryEncoder.C(tokenizer=scorer.encoder.tokenizer)
     else:
-        query_encoder = SpladeMaxEncoder.C(**scorer.query_encoder.__arguments__())
+        query_encoder = SpladeMaxEncoder.C(**query_encoder.__arguments__())
     # (xpmir's SpladeScorer, whose in-batch negatives work with several
     # training processes)
     scorer = InBatchNegativesScorer.C(encoder=encoder, query_encoder=query_encoder)

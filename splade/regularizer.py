@@ -1,7 +1,18 @@
-"""The FLOPS regularizer, with the figures a researcher tunes it by"""
+"""The sparsity regularization of SPLADE, with the figures a researcher
+tunes it by
+
+FLOPS (Paria et al., "Minimizing FLOPs to Learn Efficient Sparse
+Representations", ICLR 2020, https://arxiv.org/abs/2004.05665), as in SPLADE
+v2 (Formal et al., https://arxiv.org/abs/2109.10086), with a quadratic
+warm-up of its weights; or, for queries, L1 (Efficient SPLADE, Lassance and
+Clinchant, SIGIR 2022, https://arxiv.org/abs/2207.03834).
+"""
 
 import torch
+from experimaestro import Param, field
+from xpm_torch.losses import Loss
 from xpm_torch.metrics import ScalarMetric
+from xpmir.neural.dual import FlopsRegularizer as _Flops
 from xpmir.neural.dual import ScheduledFlopsRegularizer
 
 from splade.devices import gather_rows
@@ -19,17 +30,27 @@ class FlopsRegularizer(ScheduledFlopsRegularizer):
     lambda_d), also logging to TensorBoard the current weights
     (``lambda_q``, ``lambda_d``) and the average number of non-zero terms of
     queries and documents (``nonzeros_q``, ``nonzeros_d``), next to xpmir's
-    ``flops``, ``flops_q``, ``flops_d`` and ``sparsity_q/d`` (fractions)"""
+    ``flops``, ``flops_q``, ``flops_d`` and ``sparsity_q/d`` (fractions)
+
+    With ``query_l1``, queries are regularized by their L1 norm (the mean
+    over the batch of the sum of their weights; logged as ``l1_q``) instead
+    of FLOPS."""
+
+    query_l1: Param[bool] = field(default=False, ignore_default=True)
+    """L1 instead of FLOPS for queries (Efficient SPLADE)"""
 
     def __call__(self, info, queries, documents):
         fabric = getattr(info, "fabric", None)
         if fabric is not None and fabric.world_size > 1:
-            # With several training processes, the FLOPS of the whole
-            # (global) batch, as one process would compute them: the mean
-            # weight of a term is not the mean of the processes' means
+            # With several training processes, the regularization of the
+            # whole (global) batch, as one process would compute it: the
+            # mean weight of a term is not the mean of the processes' means
             queries = _Rows(gather_rows(fabric, queries.value)[0])
             documents = _Rows(gather_rows(fabric, documents.value)[0])
-        super().__call__(info, queries, documents)
+        if self.query_l1:
+            self._l1_queries(info, queries, documents)
+        else:
+            super().__call__(info, queries, documents)
         with torch.no_grad():
             for name, value in (
                 ("lambda_q", self.lambda_q),
@@ -38,3 +59,17 @@ class FlopsRegularizer(ScheduledFlopsRegularizer):
                 ("nonzeros_d", (documents.value > 0).sum(1).float().mean().item()),
             ):
                 info.metrics.add(ScalarMetric(name, float(value), 1))
+
+    def _l1_queries(self, info, queries, documents):
+        ratio = self.quadratic_ratio(info.steps)
+        self.lambda_q = (self.initial_lambda_q - self.min_lambda_q) * ratio
+        self.lambda_q += self.min_lambda_q
+        self.lambda_d = (self.initial_lambda_d - self.min_lambda_d) * ratio
+        self.lambda_d += self.min_lambda_d
+        l1_q = queries.value.abs().sum(dim=1).mean()
+        _, flops_d = _Flops.compute(documents.value)
+        info.add_loss(
+            Loss("flops", self.lambda_d * flops_d + self.lambda_q * l1_q, 1.0)
+        )
+        info.metrics.add(ScalarMetric("l1_q", l1_q.item(), 1))
+        info.metrics.add(ScalarMetric("flops_d", flops_d.item(), 1))

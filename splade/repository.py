@@ -20,6 +20,14 @@ Identifiers:
 - ``splade.debug.validation`` and ``splade.debug.test``: ``Adhoc`` datasets
 - ``splade.debug.bert``: the small masked language model (a ``Folder``
   holding a Hugging Face model and its tokenizer)
+- ``splade.debug.train.judged``: the training queries with their judgements
+  (to mine hard negatives: ``splade/debug_pp.yaml``)
+
+and a dataset that is downloaded:
+
+- ``splade.msmarco.train.minilm-scores``: the cross-encoder scores of the
+  hard negatives of the MS MARCO training queries, from sentence-transformers'
+  ``msmarco-hard-negatives`` (SPLADE++ EnsembleDistil, Efficient SPLADE)
 """
 
 from pathlib import Path
@@ -28,6 +36,7 @@ from datamaestro.context import BaseRepository
 from datamaestro.data import Folder
 from datamaestro.definitions import Dataset, dataset
 from datamaestro.download import FolderResource, reference
+from datamaestro.download.single import FileDownloader
 from datamaestro_ir.data import Adhoc
 from datamaestro_ir.data.beir import BeirDocumentStore
 from datamaestro_ir.data.csv import Topics
@@ -35,6 +44,7 @@ from datamaestro_ir.data.distillation import PairwiseDistillationSamplesTSV
 from datamaestro_ir.data.trec import TrecAdhocAssessments
 
 from splade.debug_data import DebugCollectionSpec, generate
+from splade.teacher_scores import PickledTeacherScores
 from splade.tiny_model import TinyMLMSpec, make_tiny_mlm
 
 SPEC = DebugCollectionSpec()
@@ -155,6 +165,17 @@ def _adhoc(split: str) -> Adhoc:
     )
 
 
+@dataset(id="splade.debug.train.judged")
+class DebugTrainJudged(Dataset):
+    """Training queries of the debug collection, with their qrels (to mine
+    hard negatives for them: splade/debug_pp.yaml)"""
+
+    DOCUMENTS = reference(DebugDocuments)
+
+    def config(self) -> Adhoc:
+        return _adhoc("train")
+
+
 @dataset(id="splade.debug.validation")
 class DebugValidation(Dataset):
     """Validation queries of the debug collection, with their qrels"""
@@ -187,12 +208,39 @@ class DebugModel(Dataset):
         return Folder.C(path=self.MODEL.path)
 
 
+HARD_NEGATIVES = (
+    "https://huggingface.co/datasets/sentence-transformers/msmarco-hard-negatives"
+)
+
+
+@dataset(id="splade.msmarco.train.minilm-scores", url=HARD_NEGATIVES)
+class MsMarcoMiniLMScores(Dataset):
+    """The scores, by the cross-encoder ``cross-encoder/ms-marco-MiniLM-L-6-v2``,
+    of the hard negatives that several systems retrieved for the MS MARCO
+    passage training queries (sentence-transformers' ``msmarco-hard-negatives``:
+    ``cross-encoder-ms-marco-MiniLM-L-6-v2-scores.pkl.gz``, 1.35 GB, a pickle
+    of ``{qid: {pid: score}}``, about 160M pairs): the training data of
+    SPLADE++ EnsembleDistil (naver/splade's ``distil_from_ensemble``) and
+    Efficient SPLADE, with the training queries' judgements
+    (``data.train_qrels``). Loading it takes about 15 GB of memory."""
+
+    SCORES = FileDownloader(
+        "cross-encoder-ms-marco-MiniLM-L-6-v2-scores.pkl",
+        f"{HARD_NEGATIVES}/resolve/main/cross-encoder-ms-marco-MiniLM-L-6-v2-scores.pkl.gz",
+    )
+
+    def config(self) -> PickledTeacherScores:
+        return PickledTeacherScores.C(path=self.SCORES.path)
+
+
 DATASETS = [
     DebugFiles,
     DebugDocuments,
     DebugTrainQueries,
     DebugTrain,
+    DebugTrainJudged,
     DebugValidation,
     DebugTest,
     DebugModel,
+    MsMarcoMiniLMScores,
 ]

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -189,7 +190,11 @@ class ResultsTable(EvaluationsCollection):
                     continue
                 model_tags = {k: v for k, v in tags.items() if k != "dataset"}
                 row = {"dataset": key, **dict(sorted(model_tags.items()))}
-                row.update((k, float(v)) for k, v in measures.items())
+                # binary measures at another relevance level keep their name
+                row.update(
+                    (re.sub(r"\(rel=\d+\)", "", k), float(v))
+                    for k, v in measures.items()
+                )
                 if (nonzeros := self._nonzeros(model_tags, key)) is not None:
                     row["nonzeros_d"] = round(nonzeros, 1)
                 row.update(self._efficiency(model_tags, key))

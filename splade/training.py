@@ -1,7 +1,10 @@
-"""The two training regimes of the papers
+"""The training regimes of the papers
 
-- ``margin_mse`` (DistilSPLADE-max): MarginMSE (Hofstätter et al.) on
-  teacher-scored (query, positive, negative) pairs;
+- ``margin_mse`` (DistilSPLADE-max, SPLADE++): MarginMSE (Hofstätter et
+  al.) on teacher-scored (query, positive, negative) pairs: pairs of a
+  teacher file, or drawn from the teacher scores of queries' candidates
+  (:class:`splade.distillation.TeacherPairs`);
+- ``kl_div`` (Efficient SPLADE): the KL divergence of the same pairs;
 - ``softmax_ce`` (SPLADE v2): softmax cross-entropy over the positive
   document, the query's negative and the other documents of the batch
   (in-batch negatives), on (query, positive, negative) triplets, or on
@@ -9,7 +12,7 @@
   BM25 top-k (hard negatives).
 """
 
-from typing import List
+from typing import List, Optional
 
 from datamaestro import prepare_dataset
 from datamaestro_ir.data import Adhoc, DocumentStore, TrainingTriplets
@@ -28,18 +31,25 @@ from xpmir.letor.distillation.pairwise import (
 from xpmir.letor.processors import StoreHydrator
 
 from splade.configuration import Learner, Loss, Mode, SPLADEConfiguration
-from splade.datasets import Datasets, datamaestro_problem, local_split
+from splade.datasets import Datasets, datamaestro_problem, find, local_split
+from splade.distillation import TeacherPairs
+from splade.teacher_scores import ScoredQueries, TeacherScores
 from splade.workarounds.xpmir import (
     DistillationSamplesSampler,
     HardNegativesSampler,
     InBatchNegativesTrainer,
+    PairwiseKLLoss,
     ProcessedSampler,
     TripletsSampler,
 )
 
+#: Losses on teacher-scored pairs, and their loss function
+DISTILLATION = {Loss.MARGIN_MSE: MSEDifferenceLoss, Loss.KL_DIV: PairwiseKLLoss}
+
 #: loss -> the types of training data it can use
 TRAINING_DATA = {
-    Loss.MARGIN_MSE: (PairwiseDistillationSamples,),
+    Loss.MARGIN_MSE: (PairwiseDistillationSamples, TeacherScores, ScoredQueries),
+    Loss.KL_DIV: (PairwiseDistillationSamples, TeacherScores, ScoredQueries),
     Loss.SOFTMAX_CE: (TrainingTriplets, Adhoc),
 }
 
@@ -64,24 +74,29 @@ def problems(cfg: SPLADEConfiguration) -> List[str]:
             f" = {processes}"
         )
     loss = Loss(learner.loss)
+    if cfg.mining is not None and loss not in DISTILLATION:
+        found.append(
+            f"learner.loss: {loss} cannot learn from the mined negatives"
+            f" (mining): one of {', '.join(map(str, DISTILLATION))}"
+        )
     split = local_split(data.train)
     if split:
-        if loss == Loss.MARGIN_MSE and data.local is not None:
+        if loss in DISTILLATION and data.local is not None:
             local = data.local.splits.get(split)
             if local is not None and local.teacher is None:
                 found.append(
-                    f"data.train: learner.loss=margin_mse needs teacher scores, and"
+                    f"data.train: learner.loss={loss} needs teacher scores, and"
                     f" data.local.splits.{split}.teacher is not set (or use"
                     " learner.loss=softmax_ce, with BM25 hard negatives)"
                 )
             if data.validation == data.train:
                 found.append(
                     "data.validation: must be another split than data.train with"
-                    " learner.loss=margin_mse (teacher pairs are not held out)"
+                    f" learner.loss={loss} (teacher pairs are not held out)"
                 )
         return found
     if split is None and not datamaestro_problem(data.train):
-        train = prepare_dataset(data.train)
+        train = prepare_dataset(find(data.train), download=False)
         expected = TRAINING_DATA[loss]
         if not isinstance(train, expected):
             found.append(
@@ -109,27 +124,40 @@ def trainer(
     flops,
     seed: int,
     bm25=None,
+    scored: Optional[ScoredQueries] = None,
 ) -> LossTrainer:
     """The trainer for ``learner.loss``, with the FLOPS regularizer as hook
 
     :param bm25: BM25 retriever, to sample hard negatives when training on
         queries with relevance judgements
+    :param scored: scored training queries to learn from instead of
+        ``data.train`` (the mined negatives of SPLADE++ SelfDistil)
     """
     data = datasets.data
-    train = training_data(learner, datasets, seed)
+    train = scored or training_data(learner, datasets, seed)
     common = dict(
         hooks=[flops],
         batch_size=learner.optimization.batch_size,
         num_workers=learner.num_workers,
     )
 
-    if Loss(learner.loss) == Loss.MARGIN_MSE:
-        if local_split(data.train):
-            queries = datasets.get(data.train).topics
-        else:
+    loss = Loss(learner.loss)
+    if loss in DISTILLATION:
+        if isinstance(train, ScoredQueries):
+            pairs = TeacherPairs.C(scores=train.scores, qrels=train.qrels)
+            queries = train.topics
+        elif isinstance(train, TeacherScores):
+            qrels = datasets.get(data.train_qrels)
+            pairs = TeacherPairs.C(scores=train, qrels=qrels)
             queries = datasets.get(data.train_queries)
+        else:
+            pairs = DistillationSamplesSampler.C(samples=train)
+            if local_split(data.train):
+                queries = datasets.get(data.train).topics
+            else:
+                queries = datasets.get(data.train_queries)
         sampler = ProcessedSampler.C(
-            sampler=DistillationSamplesSampler.C(samples=train),
+            sampler=pairs,
             processors=[
                 StoreHydrator.C(
                     documentstore=documents,
@@ -138,7 +166,7 @@ def trainer(
             ],
         )
         return DistillationPairwiseTrainer.C(
-            sampler=sampler, lossfn=MSEDifferenceLoss.C(), **common
+            sampler=sampler, lossfn=DISTILLATION[loss].C(), **common
         )
 
     if isinstance(train, Adhoc):
@@ -150,7 +178,15 @@ def trainer(
         )
 
     # softmax_ce: shuffled triplets, query text from the query store,
-    # document text from the document store
+    # document text from the document store; when their number is known,
+    # about what training uses (plus 10%) is sampled, uniformly, then
+    # shuffled
+    sampling = {}
+    if data.train_count:
+        optimization = learner.optimization
+        needed = optimization.max_epochs * optimization.steps_per_epoch
+        needed *= optimization.batch_size
+        sampling["sample_rate"] = min(1.0, 1.1 * needed / data.train_count)
     triplets = ShuffledTrainingTripletsLines.C(
         seed=seed,
         data=StoreTrainingTripletTopicAdapter.C(
@@ -158,6 +194,7 @@ def trainer(
         ),
         doc_ids=True,
         topic_ids=False,
+        **sampling,
     ).submit()
     sampler = ProcessedSampler.C(
         sampler=TripletsSampler.C(source=triplets),

@@ -828,6 +828,20 @@ def _summary(config, request: dict) -> dict:
     return summary
 
 
+def stage_minilm_scores(datadir: Path, scores: Mapping) -> Path:
+    """Stages the package's ``splade.msmarco.train.minilm-scores`` (the
+    cross-encoder scores of sentence-transformers' msmarco-hard-negatives):
+    the pickle of ``scores`` (qid -> {pid: score}), decompressed, where its
+    downloader leaves it"""
+    path = staged_path(
+        datadir, "splade.msmarco.train.minilm-scores", "SCORES", repository="splade"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fp:
+        pickle.dump(dict(scores), fp)
+    return path
+
+
 def _main(request_file: str, result_file: str):
     """Prepares the requested datasets (in this process: see
     :func:`prepare_offline`)"""
@@ -866,3 +880,4 @@ def _main(request_file: str, result_file: str):
 
 if __name__ == "__main__":
     _main(*sys.argv[1:])
+

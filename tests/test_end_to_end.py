@@ -50,6 +50,25 @@ def test_splade_learns(debug_run):
     assert ndcg["splade"] > ndcg["splade-untrained"] + 0.3
 
 
+def test_training_metrics_of_every_epoch(debug_run):
+    """TensorBoard has the training loss of each of the 6 epochs (the last
+    one included) and the validation measures"""
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
+
+    home, _, _ = debug_run
+    (runs,) = (home / "experiments/splade/jobs").glob(
+        "xpm_torch.learner.learner/*/runs"
+    )
+    events = EventAccumulator(str(runs))
+    events.Reload()
+    steps = [e.step for e in events.Scalars("train/pairwise-delta-MSE")]
+    assert steps == [50, 100, 150, 200, 250, 300]
+    assert [e.step for e in events.Scalars("train/nonzeros_d")] == steps
+    assert len(events.Scalars("bestval/RR@10/mean")) == 6
+
+
 def test_no_network_access(debug_run):
     home, _, _ = debug_run
     log = home / "network.log"

@@ -416,3 +416,22 @@ def test_fine_tuning_holds_out_its_validation_queries(tmp_path):
     # training queries are fold 1, validation queries fold 0 (disjoint)
     train_topics = Path(sampler.dataset.topics.path)
     assert train_topics.parent.name == folds[1].__xpm__.identifier.all.hex()
+
+
+def test_dataset_ids_resolve_in_datamaestro_ir_first(monkeypatch):
+    """MS MARCO dev is defined by datamaestro-ir and datamaestro-text:
+    datamaestro's prepare_dataset takes the first repository of the
+    installation's entry points; the package takes datamaestro-ir's"""
+    from datamaestro import prepare_dataset
+    from datamaestro.context import Context
+    from datamaestro_ir.data import Adhoc
+
+    from splade.datasets import find
+
+    repositories = list(Context.instance().repositories())
+    text_first = sorted(repositories, key=lambda r: r.id != "text")
+    monkeypatch.setattr(Context, "repositories", lambda self: iter(text_first))
+    dev = "com.microsoft.msmarco.passage.dev"
+    upstream = prepare_dataset(dev, download=False)
+    assert not isinstance(upstream, Adhoc)  # datamaestro-text's Adhoc
+    assert isinstance(prepare_dataset(find(dev), download=False), Adhoc)

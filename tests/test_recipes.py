@@ -19,7 +19,7 @@ from xpmir.letor.distillation.pairwise import (
 from xpmir.letor.trainers.batchwise import BatchwiseTrainer
 from xpmir.neural.splade import MaxAggregation
 
-from splade.workarounds.xpm_torch import StaleCheckpointsCleaner
+from splade.workarounds.xpm_torch import LastEpochMetrics, StaleCheckpointsCleaner
 from splade.workarounds.xpmir import BinaryQueryEncoder
 
 MSMARCO = "com.microsoft.msmarco.passage"
@@ -80,8 +80,9 @@ def test_distilsplade_max(graphs):
     assert isinstance(scorer.encoder.aggregation, MaxAggregation)
     assert task.fabric_config.precision == "auto"
 
-    listener, cleaner = task.listeners
+    listener, cleaner, last = task.listeners
     assert isinstance(cleaner, StaleCheckpointsCleaner)
+    assert isinstance(last, LastEpochMetrics)
     assert listener.metrics == {"RR@10": True, "nDCG@10": False}
     assert listener.validation_interval == 40
 
@@ -98,6 +99,16 @@ def test_distilsplade_max(graphs):
     }
     models = {e.__xpm__.tags()["model"] for e in evaluations}
     assert models == {"bm25", "splade"}
+    # TREC DL: binary measures count rel >= 2 (official evaluation)
+    for evaluation in evaluations:
+        trec = dataset_id(evaluation.dataset).endswith(("trec2019", "trec2020"))
+        levels = {(m.identifier, m.rel) for m in evaluation.measures}
+        assert levels == {
+            ("RR", 2 if trec else 1),
+            ("nDCG", 2 if trec else 1),
+            ("R", 2 if trec else 1),
+            ("AP", 2 if trec else 1),
+        }
     for evaluation in evaluations:
         assert evaluation.retriever.topk == 1000
         measures = {(m.identifier, m.cutoff) for m in evaluation.measures}
@@ -110,7 +121,7 @@ def test_validation_is_bm25_top50_of_500_dev_queries(graphs):
     tasks = graphs["normal_DistilMSE"]
     (fold,) = of_type(tasks, RandomFold)
     assert fold.sizes == [500]
-    assert dataset_id(fold.dataset) == f"{MSMARCO}.dev"
+    assert dataset_id(fold.dataset) == f"{MSMARCO}.dev.judged"
     assert dataset_id(fold.exclude) == f"{MSMARCO}.dev.small.topics"
     (collection,) = of_type(tasks, RetrieverBasedCollection)
     (bm25,) = collection.retrievers
@@ -182,7 +193,8 @@ def test_requirements_find_a_launcher(recipe, launchers):
 
     registry = LauncherRegistry(ROOT / "launchers" / launchers)
     cfg = load(recipe)
-    for section in (cfg.bm25, cfg.learner, cfg.indexation, cfg.retrieval):
+    sections = [cfg.bm25, cfg.learner, cfg.indexation, cfg.retrieval]
+    for section in sections + ([cfg.mining] if cfg.mining else []):
         assert registry.find(section.requirements) is not None, section.requirements
     for specific in cfg.data.test_requirements.values():
         for value in (specific.bm25, specific.indexation, specific.retrieval):
@@ -236,3 +248,92 @@ def test_the_default_engine_is_exhaustive(tmp_path):
     assert splade.efficiency_queries == 1000
     (bm25,) = [e for e in of_type(tasks, Evaluate) if e is not splade]
     assert not isinstance(bm25, EvaluateWithEfficiency)
+
+
+# --- SPLADE++ and Efficient SPLADE
+
+
+def encoder_hf_id(encoder) -> str:
+    return encoder.encoder.config.hf_id
+
+
+def test_splade_pp_ensemble_distil(graphs):
+    from splade.distillation import TeacherPairs
+
+    task = learner(graphs["splade_pp_ed"])
+    trainer = task.trainer
+    assert isinstance(trainer, DistillationPairwiseTrainer)
+    assert isinstance(trainer.lossfn, MSEDifferenceLoss)
+    pairs = trainer.sampler.sampler
+    assert isinstance(pairs, TeacherPairs)
+    assert dataset_id(pairs.scores) == "splade.msmarco.train.minilm-scores"
+    assert dataset_id(pairs.qrels) == f"{MSMARCO}.train.qrels"
+    hydrator = trainer.sampler.processors[0]
+    assert dataset_id(hydrator.querystore.topics) == f"{MSMARCO}.train.queries"
+    assert encoder_hf_id(task.model.encoder) == "Luyu/co-condenser-marco"
+    assert task.model.encoder.maxlen == task.model.query_encoder.maxlen == 256
+    (flops,) = trainer.hooks
+    assert (flops.lambda_q, flops.lambda_d, flops.lambda_warmup_steps) == (
+        0.5,
+        0.4,
+        50_000,
+    )
+    assert not flops.query_l1
+    assert trainer.batch_size == 128
+    assert optimization(task) == {(2e-5, 6000, 0.0), (2e-5, 6000, 0.01)}
+    assert task.max_epochs * task.steps_per_epoch == 153_600
+
+
+def test_splade_pp_self_distil_chains_its_stages(graphs):
+    """EnsembleDistil is trained, its index retrieves the top-50 of the
+    training queries, the cross-encoder scores them in a task of its own,
+    and a second model (from CoCondenser again) learns them"""
+    from splade.mining import ScoreCandidates
+
+    tasks = graphs["splade_pp_sd"]
+    (scoring,) = of_type(tasks, ScoreCandidates)
+    assert scoring.topk == 50
+    assert encoder_hf_id(scoring.teacher) == "cross-encoder/ms-marco-MiniLM-L-6-v2"
+    assert scoring.teacher.tokenizer.max_length == 512
+    assert dataset_id(scoring.dataset) == f"{MSMARCO}.train"
+    mining = scoring.run.__xpm__.task
+    assert isinstance(mining, Evaluate) and mining.retriever.topk == 50
+    assert dataset_id(mining.dataset) == f"{MSMARCO}.train"
+    index = mining.retriever.index.__xpm__.task
+    assert dataset_id(index.documents) == f"{MSMARCO}.documents"
+
+    # the second model learns the scored negatives; the first stage is the
+    # EnsembleDistil model (the teacher scores of the hard negatives file)
+    learners = of_type(tasks, Learner)
+    (second,) = [
+        t for t in learners if t.trainer.sampler.sampler.scores.__xpm__.task is scoring
+    ]
+    (first,) = [t for t in learners if t is not second]
+    assert first.__xpm__.tags()["model"] == "splade-first-stage"
+    scores = first.trainer.sampler.sampler.scores
+    assert dataset_id(scores) == "splade.msmarco.train.minilm-scores"
+    for task in (first, second):
+        assert encoder_hf_id(task.model.encoder) == "Luyu/co-condenser-marco"
+    # both models are evaluated
+    models = {e.__xpm__.tags()["model"] for e in of_type(tasks, Evaluate)}
+    assert {"splade", "splade-first-stage", "bm25"} <= models
+
+
+def test_efficient_splade(graphs):
+    from splade.workarounds.xpmir import PairwiseKLLoss
+
+    for name, query_encoder in (
+        ("efficient_splade_v", "distilbert-base-uncased"),
+        ("efficient_splade_vi_bt", "google/bert_uncased_L-2_H-128_A-2"),
+    ):
+        task = learner(graphs[name])
+        assert isinstance(task.trainer.lossfn, PairwiseKLLoss)
+        assert encoder_hf_id(task.model.encoder) == "distilbert-base-uncased"
+        assert encoder_hf_id(task.model.query_encoder) == query_encoder
+        assert task.model.encoder is not task.model.query_encoder
+        (flops,) = task.trainer.hooks
+        assert flops.query_l1
+        assert (flops.lambda_q, flops.lambda_d) == (5e-4, 5e-4)
+        assert task.max_epochs * task.steps_per_epoch == 250_000
+        assert task.trainer.batch_size == 128
+        assert dataset_id(task.trainer.sampler.sampler.scores).endswith("minilm-scores")

@@ -42,6 +42,7 @@ TIMEOUT = 900
 
 LEARNER = "xpm_torch.learner.learner"
 SPLADE_INDEX = SPLADE_INDEX_TASK
+SPLADE_EVALUATION = "splade.efficiency.evaluatewithefficiency"
 BM25_TASKS = [
     "xpmir.index.bow.bowsparseretrieverindexbuilder",
     "xpmir.datasets.adapters.retrieverbasedcollection",
@@ -156,7 +157,7 @@ def results(log: Path) -> Path:
 def splade_evaluation(ws: Workspace) -> Path:
     """The job folder of the evaluation of the SPLADE index"""
     index = ws.job(SPLADE_INDEX).name
-    for params in ws.jobs.glob("xpmir.evaluation.evaluate/*/params.json"):
+    for params in ws.jobs.glob(f"{SPLADE_EVALUATION}/*/params.json"):
         if index in params.read_text():
             return params.parent
     raise AssertionError("no evaluation of the SPLADE index")
@@ -226,10 +227,10 @@ def interrupted(tmp_path_factory):
         info = {"epoch": last - 1, "steps": (last - 1) * 50}
         (stale / "info.json").write_text(json.dumps(info))
 
-    # 2. Killed once the index builder has started writing the index
+    # 2. Killed once the index builder has started to encode the documents
     def indexing():
-        index = list(ws.jobs.glob(f"{SPLADE_INDEX}/*/index"))
-        return bool(index) and any(index[0].iterdir())
+        logs = list(ws.jobs.glob(f"{SPLADE_INDEX}/*/*.err"))
+        return bool(logs) and "Starting to index" in logs[0].read_text()
 
     assert ws.run_until("killed-indexing", indexing), (
         "the run ended before the index build\n" + ws.report()

@@ -268,3 +268,41 @@ def test_documents_int_fetches_at_once(tmp_path, collection, monkeypatch):
     calls.clear()
     assert documents_int(store, ids) == expected
     assert calls == [ids]
+
+
+def test_upstream_measure_ignores_its_relevance_level():
+    """xpmir's Measure(rel=2) counts documents of relevance 1 as relevant;
+    RelevanceMeasure does not (on TREC DL, binary measures count rel >= 2)"""
+    import ir_measures
+    from xpmir.measures import Measure
+
+    from splade.workarounds.xpmir import RelevanceMeasure
+
+    qrels = [ir_measures.Qrel("q", "d1", 1), ir_measures.Qrel("q", "d2", 2)]
+    run = [ir_measures.ScoredDoc("q", "d1", 2.0), ir_measures.ScoredDoc("q", "d2", 1.0)]
+
+    def rr(config):
+        measure = config.instance()()
+        return measure, ir_measures.calc_aggregate([measure], qrels, run)[measure]
+
+    upstream, value = rr(Measure.C(identifier="RR", rel=2, cutoff=10))
+    assert (str(upstream), value) == ("RR@10", 1.0)
+    fixed, value = rr(RelevanceMeasure.C(identifier="RR", rel=2, cutoff=10))
+    assert (str(fixed), value) == ("RR(rel=2)@10", 0.5)
+    ndcg, _ = rr(RelevanceMeasure.C(identifier="nDCG", rel=2, cutoff=10))
+    assert str(ndcg) == "nDCG@10"  # graded: no relevance level
+
+
+def test_upstream_learner_reports_an_epoch_when_asked_for_the_next():
+    """xpm_torch's Learner.iter_train reports the training metrics of an
+    epoch after yielding its state, and the learner stops asking after the
+    last epoch: LastEpochMetrics logs that one (tests/test_end_to_end.py
+    checks that every epoch has its metrics)"""
+    import inspect
+
+    from xpm_torch.learner import Learner
+
+    source = inspect.getsource(Learner.iter_train)
+    assert source.index("yield self.context.state\n") < source.index("metrics.report(")
+    execute = inspect.getsource(Learner.execute)
+    assert "self.context.epoch >= self.max_epochs" in execute and "break" in execute

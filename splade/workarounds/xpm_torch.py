@@ -14,6 +14,7 @@ rank 0's early-stopping decision, and checkpoints rank 0's data loader only:
 """
 
 from abc import abstractmethod
+from contextlib import contextmanager
 from pathlib import Path
 from shutil import rmtree
 from typing import Any, Callable, Dict, Iterator, Tuple
@@ -51,6 +52,40 @@ class StaleCheckpointsCleaner(LearnerListener):
             for path in state.path.parent.glob(f"{TrainerContext.PREFIX}*"):
                 if path != state.path:
                     rmtree(path, ignore_errors=True)
+        return LearnerListenerStatus.NO_DECISION
+
+
+class LastEpochMetrics(LearnerListener):
+    """Logs the training metrics of the last epoch (TensorBoard)
+
+    xpm_torch 0.3.1's ``Learner.iter_train`` (xpm_torch/learner.py:518-533)
+    reports the training metrics of an epoch after yielding its state, that
+    is, when the learner asks for the next epoch; after the last epoch
+    (``max_epochs``, learner.py:424-433) it stops asking: the metrics of the
+    last epoch are never logged (a 2-epoch run logged those of the first
+    epoch only). This listener records the metrics of the current epoch
+    (the ones ``TrainerContext.step`` merges the steps' metrics into), and
+    logs them when it is called after the last epoch. Listed last, it logs
+    after the validation.
+    """
+
+    def initialize(self, learner, context):
+        super().initialize(learner, context)
+        self.metrics = None
+        step = context.step
+
+        @contextmanager
+        def recording(metrics):
+            self.metrics = metrics
+            with step(metrics) as recorded:
+                yield recorded
+
+        context.step = recording
+
+    def __call__(self, state: TrainState) -> LearnerListenerStatus:
+        if state.epoch >= self.learner.max_epochs and self.metrics is not None:
+            self.metrics.report(state.step, self.context.metrics_logger, "train")
+            self.metrics = None
         return LearnerListenerStatus.NO_DECISION
 
 

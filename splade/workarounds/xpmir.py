@@ -19,11 +19,13 @@ from experimaestro import Param, field
 from xpm_torch.datasets import InfiniteDataset
 from xpm_torch.module import initialized
 from xpm_torch.trainers.context import TrainerContext
+from xpmir.letor.distillation.pairwise import DistillationPairwiseLoss
 from xpmir.letor.distillation.samplers import DistillationPairwiseSampler
 from xpmir.letor.records import PairwiseItem
 from xpmir.letor.samplers import PairwiseModelBasedSampler, TripletBasedSampler
 from xpmir.letor.samplers.adapters import BufferedProcessingDataset, SamplerAdapter
 from xpmir.letor.trainers.batchwise import BatchwiseTrainer
+from xpmir.measures import Measure
 from xpmir.neural.dual import DualVectorListener, DualVectorScorerListener
 from xpmir.neural.splade import SpladeScorer
 from xpmir.rankers import ScoredDocument
@@ -384,3 +386,73 @@ def report_configuration_errors_without_traceback():
     root = logging.getLogger()
     if not any(isinstance(f, _NoTraceback) for f in root.filters):
         root.addFilter(_NoTraceback())
+
+
+class PairwiseKLLoss(DistillationPairwiseLoss):
+    """KL divergence between the teacher's and the student's distributions
+    over the (positive, negative) pair of each query: Efficient SPLADE's
+    distillation loss (Lassance and Clinchant, SIGIR 2022)
+
+    xpmir 1.5.0's ``DistillationKLLoss.compute``
+    (xpmir/letor/distillation/pairwise.py:93-104) stacks
+    ``scores[:, 0].unsqueeze(0)``: its softmax runs over the 2B scores of the
+    batch at once, and the teacher tensor (1 x 2B x 1) broadcasts the KL to
+    (1, 2B, 2B); the loss it returns has 2B values, and xpm_torch's trainer
+    fails when it adds it to the total loss. Here the softmax is over each
+    query's two scores.
+    """
+
+    NAME = "pairwise-KL"
+
+    def compute(self, student_scores, teacher_scores, info):
+        return torch.nn.functional.kl_div(
+            torch.log_softmax(student_scores, dim=1),
+            torch.log_softmax(teacher_scores, dim=1),
+            log_target=True,
+            reduction="batchmean",
+        )
+
+
+class RelevanceMeasure(Measure):
+    """An xpmir measure whose minimum relevance (``rel``) is applied
+
+    xpmir 1.5.0's ``Measure`` has a ``rel`` parameter (the minimum relevance
+    of a relevant document), but its ``__call__`` (xpmir/measures.py:22-26)
+    builds the ir_measures measure without it: binary measures always count
+    rel >= 1. This one gives it to the measures that take it (``RR``, ``R``,
+    ``AP``, ``P``...: ``RR(rel=2)@10``; nDCG uses the graded judgements).
+    """
+
+    def __call__(self):
+        import ir_measures
+
+        measure = ir_measures.parse_measure(self.identifier)
+        if "rel" in measure.SUPPORTED_PARAMS:
+            measure = measure(rel=self.rel)
+        if self.cutoff is not None:
+            measure = measure @ self.cutoff
+        return measure
+
+
+def cross_scorer(hf_id: str, max_length: int):
+    """xpmir's cross-encoder (``HFCrossScorer``) of a Hugging Face sequence
+    classification model (hub id or folder), and its initialization tasks
+
+    xpmir 1.5.0's ``hf_cross_scorer`` (xpmir/neural/huggingface.py:717)
+    reads the model's configuration (its ``config.json``, from the hub for a
+    hub id) to get a default maximum length, while the experiment is built:
+    a dry run without network, or a driver machine without network whose
+    tasks run elsewhere, fails. This builds the same configuration with the
+    maximum length given.
+    """
+    from xpmir.neural.huggingface import (
+        HFCrossScorer,
+        HFQueryDocTokenizer,
+        InitCEFromHFID,
+    )
+    from xpmir.text.huggingface.base import HFConfigID, HFSequenceClassification
+
+    encoder = HFSequenceClassification.C(config=HFConfigID.C(hf_id=hf_id))
+    tokenizer = HFQueryDocTokenizer.C(model_id=hf_id, max_length=max_length)
+    scorer = HFCrossScorer.C(encoder=encoder, tokenizer=tokenizer)
+    return scorer, [InitCEFromHFID.C(model=encoder)]

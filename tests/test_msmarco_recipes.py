@@ -1,0 +1,145 @@
+"""Every MS MARCO recipe, end to end, on a miniature MS MARCO
+
+A miniature MS MARCO passage collection (tests/staging.py: 2,000 passages,
+train / dev / dev.small / TREC DL 2019 and 2020 queries with their
+judgements, Hofstätter's teacher file, the id triples, the cross-encoder
+scores of the hard negatives) is staged in datamaestro's own data folder of a
+new HOME, so that the recipes' dataset ids prepare offline; each recipe then
+runs through ``experimaestro run-experiment`` with size overrides only (a
+small masked language model and cross-encoder made here, a few steps), and
+its results table is checked. The recipes share one workspace: what they
+have in common (the BM25 indices of the collection, the validation
+collection...) runs once.
+"""
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import failure_report, run, user_environment
+from staging import stage_minilm_scores, stage_msmarco
+
+pytestmark = pytest.mark.slow
+
+#: recipe -> its own size overrides
+RECIPES = {
+    "normal_DistilMSE": [],
+    "normal": ["data.train_count={triples}"],
+    "normal_doc": ["data.train_count={triples}"],
+    "small": ["indexation.max_docs=1000", "data.test_sizes.msmarco_dev=20"],
+    "splade_pp_ed": [],
+    "splade_pp_sd": [
+        "mining.teacher={cross_encoder}",
+        "mining.teacher_maxlen=64",
+        "mining.query_count=40",
+        "mining.topk=10",
+        "mining.requirements=duration=1h",
+    ],
+    "efficient_splade_v": ["model.query_hf_id={mlm}"],
+    "efficient_splade_vi_bt": ["model.query_hf_id={mlm}"],
+}
+
+#: Size overrides of every recipe
+COMMON = [
+    "model.base_hf_id={mlm}",
+    "model.query_maxlen=16",
+    "model.document_maxlen=64",
+    "model.lambda_warmup_steps=5",
+    "learner.optimization.max_epochs=2",
+    "learner.optimization.steps_per_epoch=5",
+    "learner.optimization.batch_size=8",
+    "learner.optimization.num_warmup_steps=2",
+    "learner.validation_interval=1",
+    "learner.num_workers=0",
+    "data.validation_size=20",
+    "bm25.validation_topk=20",
+    "indexation.batch_size=64",
+    "retrieval.topk=100",
+    "retrieval.efficiency_queries=10",
+]
+
+
+def make_models(texts, folder: Path):
+    """A small masked language model of the collection's words, and a
+    cross-encoder of the same shape (random weights: it scores, badly)"""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from splade.tiny_model import make_tiny_mlm
+
+    mlm = folder / "mlm"
+    make_tiny_mlm(texts, mlm)
+    cross_encoder = folder / "cross-encoder"
+    config = BertConfig.from_pretrained(mlm, num_labels=1)
+    BertForSequenceClassification(config).save_pretrained(cross_encoder)
+    AutoTokenizer.from_pretrained(mlm).save_pretrained(cross_encoder)
+    return mlm, cross_encoder
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    env = user_environment(home)
+    assert run([sys.executable, "-m", "splade.workspace"], env, home / "ws.log") == 0
+    data = stage_msmarco(home / "datamaestro")
+    stage_minilm_scores(home / "datamaestro", data["ce_scores"])
+    texts = list(data["documents"]) + [
+        text for queries in data["queries"].values() for text in queries.values()
+    ]
+    mlm, cross_encoder = make_models(texts, home / "models")
+    values = {
+        "mlm": mlm,
+        "cross_encoder": cross_encoder,
+        "triples": len(data["triples"]),
+    }
+    return home, env, values
+
+
+@pytest.fixture(scope="module")
+def runs(staged):
+    """recipe -> (exit status, log)"""
+    home, env, values = staged
+    outcomes = {}
+    for recipe, overrides in RECIPES.items():
+        options = [o.format(**values) for o in COMMON + overrides]
+        command = ["experimaestro", "run-experiment", f"splade/{recipe}.yaml"]
+        command += [x for option in options for x in ("-c", option)]
+        log = home / f"{recipe}.log"
+        outcomes[recipe] = run(command, env, log, timeout=1800), log
+    return outcomes
+
+
+def results(log: Path) -> pd.DataFrame:
+    text = log.read_text(errors="replace")
+    marker = "Saved results in "
+    assert marker in text, f"no results in {log}"
+    return pd.read_csv(text.split(marker)[1].split()[0])
+
+
+@pytest.mark.parametrize("recipe", list(RECIPES))
+def test_recipe_runs_end_to_end(staged, runs, recipe):
+    home, _, _ = staged
+    code, log = runs[recipe]
+    assert code == 0, failure_report(home, log)
+    df = results(log)
+    tests = {"msmarco_dev", "trec2019", "trec2020"}
+    for model in ("bm25", "splade"):
+        rows = df[df["model"] == model]
+        assert set(rows["dataset"]) == tests, (model, df)
+        for measure in ("RR@10", "nDCG@10", "R@1000", "AP"):
+            assert rows[measure].between(0, 1).all(), (model, measure)
+    splade = df[df["model"] == "splade"]
+    assert (splade["nonzeros_d"] > 0).all() and (splade["latency_ms"] > 0).all()
+    if recipe == "splade_pp_sd":
+        first = df[df["model"] == "splade-first-stage"]
+        assert set(first["dataset"]) == tests
+    assert not (home / "network.log").exists()
+
+
+def test_the_recipes_share_their_common_tasks(staged, runs):
+    """One BM25 index of the passages for all the recipes (small.yaml indexes
+    the first 1,000 passages: a second one)"""
+    home, _, _ = staged
+    jobs = home / "experiments/splade/jobs"
+    indices = list(jobs.glob("xpmir.index.bow.bowsparseretrieverindexbuilder/*"))
+    assert len(indices) == 2
