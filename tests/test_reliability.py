@@ -140,10 +140,11 @@ def started(log: Path) -> int:
 
 def measures(results_csv: Path):
     """The results table without its run file paths (which name the
-    workspace)"""
+    workspace) and its latencies (which time this machine, not the run)"""
     import pandas as pd
 
-    return pd.read_csv(results_csv).drop(columns=["run"])
+    table = pd.read_csv(results_csv)
+    return table.drop(columns=["run", *table.filter(like="latency").columns])
 
 
 def results(log: Path) -> Path:
