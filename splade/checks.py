@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import attr
 import yaml
 
-from splade import engines, evaluation, models, training
+from splade import engines, evaluation, models, shards, training
 from splade.configuration import ConfigurationError, SPLADEConfiguration
 from splade.datasets import Datasets
 from splade.workarounds.experimaestro import command_line
@@ -47,6 +47,7 @@ def check(
         problems += models.problems(variant.model, downloads)
         problems += training.problems(variant)
         problems += engines.problems(variant.retrieval.engine)
+        problems += shards.problems(variant.indexation, variant.retrieval.engine)
         if shared(variant) != shared(cfg):
             problems.append(
                 "grid_search: data, bm25, mode, indexation.max_docs and"

@@ -402,10 +402,31 @@ class Learner:
     early; must be a multiple of validation_interval)"""
 
     num_workers: Annotated[int, Ge(0)] = 2
-    """Data loader worker processes (0: load in the training process)"""
+    """Data loader worker processes (0: load in the training process), in
+    each training process"""
+
+    devices: Positive = 1
+    """Training processes per node (data parallelism, Lightning Fabric's
+    ``ddp``): one per GPU, or CPU processes on a machine without GPU. Each
+    of the ``devices * num_nodes`` processes takes an equal share of
+    ``optimization.batch_size`` (the global batch, which must be divisible
+    by their number); gradients are averaged, in-batch negatives and the
+    FLOPS regularization use the whole global batch. The learner then needs
+    that many GPUs: its ``requirements`` give what *one* process needs
+    (e.g. ``cuda(mem=24G)``), the experiment asks the launcher for
+    ``devices`` of them (``cuda(mem=24G)*4``). Does not change the task
+    identifiers: the training is the same (the same global batches), up to
+    floating-point rounding, which training amplifies (README, "Several
+    GPUs and nodes")"""
+
+    num_nodes: Positive = 1
+    """Number of nodes (machines) that train together, each running
+    ``devices`` processes; more than one needs a launcher that starts one
+    task per process on each node, such as ``launchers/slurm``"""
 
     requirements: str = "duration=4 days & cuda(mem=24G)"
-    """Launcher requirements for training"""
+    """Launcher requirements for training, of one training process (see
+    ``devices``)"""
 
 
 @configuration
@@ -471,8 +492,15 @@ class Indexation:
     alike; test queries are then restricted to those with a relevant
     document among the indexed ones, and judgements to indexed documents"""
 
+    shards: Positive = 1
+    """Number of tasks that encode the documents, each a slice of the
+    collection (whole batches), submitted to the launcher at once (e.g. N
+    Slurm jobs on N GPUs or nodes); a CPU task then merges their indices
+    into one, the same as one task's (:mod:`splade.shards`). Only for the
+    ``exhaustive`` engine"""
+
     requirements: str = "duration=2 days & cuda(mem=16G)"
-    """Launcher requirements for encoding and indexing"""
+    """Launcher requirements for encoding and indexing (of each shard)"""
 
 
 @configuration

@@ -18,23 +18,27 @@ from xpm_torch.learner import Learner
 from xpmir.datasets.adapters import RetrieverBasedCollection
 from xpmir.experiments.ir import IRExperimentHelper, ir_experiment
 from xpmir.index.bow import BOWRetriever, BOWSparseRetrieverIndexBuilder
-from xpmir.letor.validation import ValidationListener
 from xpmir.papers.results import PaperResults
 from xpmir.rankers.standard import BM25
 
 from splade.checks import check
 from splade.configuration import Mode, SPLADEConfiguration
 from splade.datasets import Datasets
-from splade.devices import fabric
-from splade.engines import index_builder, sparse_retriever
+from splade.devices import fabric, learner_launcher
+from splade.engines import sparse_retriever
 from splade.evaluation import PerDocuments, requirements, test_collections
 from splade.mining import mine
 from splade.models import splade_model
 from splade.results import tagged
+from splade.shards import MergeShards, index_builders
 from splade.training import trainer
 from splade.workarounds import check_private_hooks
 from splade.workarounds.experimaestro import keep_done_markers, raise_if_failed
-from splade.workarounds.xpm_torch import LastEpochMetrics, StaleCheckpointsCleaner
+from splade.workarounds.xpm_torch import (
+    LastEpochMetrics,
+    StaleCheckpointsCleaner,
+    SynchronisedValidationListener,
+)
 from splade.workarounds.xpmir import (
     FullRetrieverRescorer,
     report_configuration_errors_without_traceback,
@@ -103,7 +107,6 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
                 documents=documents,
                 validation=validation,
                 negatives=bm25(documents, topk=variant.bm25.negatives_topk),
-                device=device,
             )
             evaluated, scored = [], None
 
@@ -169,17 +172,31 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
 
 
 def splade_indices(cfg: SPLADEConfiguration, scorer, init_tasks, device):
-    """The SPLADE index of each collection of documents, for the engine"""
-    return PerDocuments(
-        lambda documents, key: index_builder(
+    """The SPLADE index of each collection of documents, for the engine:
+    encoded by one task, or by ``indexation.shards`` tasks whose indices a
+    CPU task merges"""
+
+    def index(documents, key):
+        builders = index_builders(
             cfg.retrieval.engine,
+            cfg.indexation,
             documents=documents,
             encoder=scorer.encoder,
             batch_size=cfg.indexation.batch_size,
             max_docs=cfg.indexation.max_docs,
             fabric_config=device,
-        ).submit(launcher=launchers(cfg, "indexation")(key), init_tasks=init_tasks)
-    )
+        )
+        launcher = launchers(cfg, "indexation")(key)
+        indices = [
+            builder.submit(launcher=launcher, init_tasks=init_tasks)
+            for builder in builders
+        ]
+        if len(indices) == 1:
+            return indices[0]
+        merged = MergeShards.C(shards=indices, documents=documents)
+        return merged.submit(launcher=launchers(cfg, "bm25")(key))
+
+    return PerDocuments(index)
 
 
 def splade_retrievers(cfg: SPLADEConfiguration, scorer, indices, launcher):
@@ -216,17 +233,18 @@ def train(
     documents,
     validation,
     negatives,
-    device,
     scored=None,
 ):
-    """Trains SPLADE; returns its best checkpoint (validation RR@10) and the
-    learner (submitted)
+    """Trains SPLADE on ``learner.devices`` processes per node on
+    ``learner.num_nodes`` nodes (data parallelism); returns its best
+    checkpoint (validation RR@10) and the learner (submitted)
 
     :param scored: scored queries to learn from instead of ``data.train``
         (the mined negatives of SPLADE++ SelfDistil)
     """
-    # Validation: keeps the checkpoint with the best RR@10
-    validation_listener = ValidationListener.C(
+    # Validation: keeps the checkpoint with the best RR@10 (the decision to
+    # stop early is rank 0's, with several training processes)
+    validation_listener = SynchronisedValidationListener.C(
         id="bestval",
         dataset=validation,
         retriever=FullRetrieverRescorer.C(
@@ -264,11 +282,13 @@ def train(
                 StaleCheckpointsCleaner.C(id="cleaner"),
                 LastEpochMetrics.C(id="last-epoch-metrics"),
             ],
-            fabric_config=device,
+            fabric_config=fabric(
+                cfg.precision, cfg.learner.devices, cfg.learner.num_nodes
+            ),
         ),
         tags,
     )
     outputs = learner.submit(
-        launcher=find_launcher(cfg.learner.requirements), init_tasks=init_tasks
+        launcher=learner_launcher(cfg.learner), init_tasks=init_tasks
     )
     return outputs.listeners["bestval"]["RR@10"], learner

@@ -3,18 +3,13 @@
 from pathlib import Path
 from typing import List
 
-from xpmir.neural.splade import (
-    SpladeScorer,
-    SpladeTextEncoder,
-    spladeV2_doc,
-    spladeV2_max,
-)
+from xpmir.neural.splade import SpladeTextEncoder, spladeV2_doc, spladeV2_max
 
 from splade import pretrained
 from splade.configuration import Architecture, Model, Regularization
 from splade.encoders import SpladeMaxEncoder
 from splade.regularizer import FlopsRegularizer
-from splade.workarounds.xpmir import BinaryQueryEncoder
+from splade.workarounds.xpmir import BinaryQueryEncoder, InBatchNegativesScorer
 
 #: xpmir's builder of each architecture
 ARCHITECTURES = {Architecture.MAX: spladeV2_max, Architecture.DOC: spladeV2_doc}
@@ -71,7 +66,9 @@ def splade_model(cfg: Model):
         query_encoder = BinaryQueryEncoder.C(tokenizer=scorer.encoder.tokenizer)
     else:
         query_encoder = SpladeMaxEncoder.C(**query_encoder.__arguments__())
-    scorer = SpladeScorer.C(encoder=encoder, query_encoder=query_encoder)
+    # (xpmir's SpladeScorer, whose in-batch negatives work with several
+    # training processes)
+    scorer = InBatchNegativesScorer.C(encoder=encoder, query_encoder=query_encoder)
     scorer.encoder.maxlen = cfg.document_maxlen
     scorer.query_encoder.maxlen = cfg.query_maxlen
     return scorer, flops, init_tasks

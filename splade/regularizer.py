@@ -15,6 +15,15 @@ from xpm_torch.metrics import ScalarMetric
 from xpmir.neural.dual import FlopsRegularizer as _Flops
 from xpmir.neural.dual import ScheduledFlopsRegularizer
 
+from splade.devices import gather_rows
+
+
+class _Rows:
+    """Representations with only their values (what the regularizer reads)"""
+
+    def __init__(self, value):
+        self.value = value
+
 
 class FlopsRegularizer(ScheduledFlopsRegularizer):
     """xpmir's FLOPS regularizer (quadratic warm-up of lambda_q and
@@ -31,6 +40,13 @@ class FlopsRegularizer(ScheduledFlopsRegularizer):
     """L1 instead of FLOPS for queries (Efficient SPLADE)"""
 
     def __call__(self, info, queries, documents):
+        fabric = getattr(info, "fabric", None)
+        if fabric is not None and fabric.world_size > 1:
+            # With several training processes, the regularization of the
+            # whole (global) batch, as one process would compute it: the
+            # mean weight of a term is not the mean of the processes' means
+            queries = _Rows(gather_rows(fabric, queries.value)[0])
+            documents = _Rows(gather_rows(fabric, documents.value)[0])
         if self.query_l1:
             self._l1_queries(info, queries, documents)
         else:

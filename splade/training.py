@@ -28,17 +28,20 @@ from xpmir.letor.distillation.pairwise import (
     DistillationPairwiseTrainer,
     MSEDifferenceLoss,
 )
-from xpmir.letor.distillation.samplers import DistillationPairwiseSampler
 from xpmir.letor.processors import StoreHydrator
-from xpmir.letor.samplers import TripletBasedSampler
-from xpmir.letor.samplers.adapters import SamplerAdapter
-from xpmir.letor.trainers.batchwise import BatchwiseTrainer
 
 from splade.configuration import Learner, Loss, Mode, SPLADEConfiguration
 from splade.datasets import Datasets, datamaestro_problem, find, local_split
 from splade.distillation import TeacherPairs
 from splade.teacher_scores import ScoredQueries, TeacherScores
-from splade.workarounds.xpmir import HardNegativesSampler, PairwiseKLLoss
+from splade.workarounds.xpmir import (
+    DistillationSamplesSampler,
+    HardNegativesSampler,
+    InBatchNegativesTrainer,
+    PairwiseKLLoss,
+    ProcessedSampler,
+    TripletsSampler,
+)
 
 #: Losses on teacher-scored pairs, and their loss function
 DISTILLATION = {Loss.MARGIN_MSE: MSEDifferenceLoss, Loss.KL_DIV: PairwiseKLLoss}
@@ -61,6 +64,14 @@ def problems(cfg: SPLADEConfiguration) -> List[str]:
     if learner.early_stop % learner.validation_interval:
         found.append(
             "learner.early_stop: must be a multiple of learner.validation_interval"
+        )
+    processes = learner.devices * learner.num_nodes
+    if learner.optimization.batch_size % processes:
+        found.append(
+            f"learner.optimization.batch_size: the global batch"
+            f" ({learner.optimization.batch_size}) must be divisible by the"
+            f" number of training processes, learner.devices x learner.num_nodes"
+            f" = {processes}"
         )
     loss = Loss(learner.loss)
     if cfg.mining is not None and loss not in DISTILLATION:
@@ -140,12 +151,12 @@ def trainer(
             pairs = TeacherPairs.C(scores=train, qrels=qrels)
             queries = datasets.get(data.train_queries)
         else:
-            pairs = DistillationPairwiseSampler.C(samples=train)
+            pairs = DistillationSamplesSampler.C(samples=train)
             if local_split(data.train):
                 queries = datasets.get(data.train).topics
             else:
                 queries = datasets.get(data.train_queries)
-        sampler = SamplerAdapter.C(
+        sampler = ProcessedSampler.C(
             sampler=pairs,
             processors=[
                 StoreHydrator.C(
@@ -162,7 +173,7 @@ def trainer(
         # softmax_ce on judged queries: the positive is a relevant document,
         # the negative one of the BM25 top-k that is not judged relevant
         sampler = HardNegativesSampler.C(dataset=train, retriever=bm25)
-        return BatchwiseTrainer.C(
+        return InBatchNegativesTrainer.C(
             sampler=sampler, lossfn=SoftmaxCrossEntropy.C(), **common
         )
 
@@ -185,8 +196,10 @@ def trainer(
         topic_ids=False,
         **sampling,
     ).submit()
-    sampler = SamplerAdapter.C(
-        sampler=TripletBasedSampler.C(source=triplets),
+    sampler = ProcessedSampler.C(
+        sampler=TripletsSampler.C(source=triplets),
         processors=[StoreHydrator.C(documentstore=documents)],
     )
-    return BatchwiseTrainer.C(sampler=sampler, lossfn=SoftmaxCrossEntropy.C(), **common)
+    return InBatchNegativesTrainer.C(
+        sampler=sampler, lossfn=SoftmaxCrossEntropy.C(), **common
+    )

@@ -6,6 +6,14 @@ launchers/slurm``), and adapt the partitions below to your cluster. A task
 goes to the first partition whose nodes fit its requirements (memory, GPUs,
 duration); the experiment driver keeps running on the login node and submits
 jobs with sbatch.
+
+A task that asks for several GPUs (``cuda(mem=24G)*4``: the learner with
+``learner.devices: 4``) runs one Slurm task per GPU on one node
+(``--ntasks-per-node=4 --gpus-per-node=4``), as Lightning Fabric expects
+(``SLURM_NTASKS_PER_NODE`` equal to its ``devices``); the memory and cores
+asked for are the node's, shared between its tasks. The experiment sets
+``--nodes`` for ``learner.num_nodes`` (experimaestro's requirements cannot
+say it; see ``splade.devices.learner_launcher``).
 """
 
 from experimaestro.launcherfinder.specs import (
@@ -53,11 +61,16 @@ def find_launcher(requirements: HostRequirement, tags: frozenset[str] = frozense
     for partition, host, options in PARTITIONS:
         if match := requirements.match(host):
             memory = match.requirement.cpu.memory
+            gpus = len(match.requirement.cuda_gpus)
+            # one task (process) per GPU, each with its share of the cores
+            tasks = max(gpus, 1)
             return SlurmLauncher(
                 options=SlurmOptions(
                     partition=partition,
-                    gpus_per_node=len(match.requirement.cuda_gpus) or None,
-                    cpus_per_task=str(max(match.requirement.cpu.cores, 1)),
+                    nodes=1,
+                    ntasks_per_node=tasks,
+                    gpus_per_node=gpus or None,
+                    cpus_per_task=str(max(match.requirement.cpu.cores // tasks, 1)),
                     time=f"{int(match.requirement.duration // 60)}",
                     mem=f"{memory // 2**20}M" if memory else None,
                     **options,

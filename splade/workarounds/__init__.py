@@ -30,9 +30,12 @@ def missing_private_hooks() -> List[str]:
     """The private attributes the package relies on that the installed
     libraries do not have"""
     from datamaestro_ir.data import CompressedDocumentStore
+    from datamaestro_ir.data.distillation import PairwiseDistillationSamplesTSV
     from experimaestro.scheduler.base import Scheduler
     from xpm_torch.configuration import FabricConfigurationBase
+    from xpm_torch.learner import UpdateModelHook
     from xpm_torch.trainers.context import TrainerContext
+    from xpmir.letor.samplers.adapters import BufferedProcessingDataset
     from xpmir.neural.splade import PyTorchAggregationModule, SpladeTextEncoder
 
     hooks = [
@@ -44,6 +47,9 @@ def missing_private_hooks() -> List[str]:
         (TrainerContext, "PREFIX", "xpm_torch 0.3.1"),
         # AutoFabricConfiguration (splade.devices)
         (FabricConfigurationBase, "_get_fabric", "xpm_torch 0.3.1"),
+        # DistillationSamplesSampler, ProcessedSampler (.xpmir)
+        (PairwiseDistillationSamplesTSV, "_parse_line", "datamaestro-ir 0.5.0"),
+        (BufferedProcessingDataset, "_flush", "xpmir 1.5.0"),
     ]
     missing = [
         f"{owner.__module__}.{owner.__qualname__}.{name} (as in {version})"
@@ -58,6 +64,17 @@ def missing_private_hooks() -> List[str]:
         missing.append(
             "xpmir PyTorchAggregationModule.transform/decoder (as in xpmir 1.5.0)"
         )
+    # SynchronisedValidationListener (.xpm_torch): the hook's target
+    if not _assigns(UpdateModelHook.__init__, "target_obj"):
+        missing.append("xpm_torch UpdateModelHook.target_obj (as in xpm_torch 0.3.1)")
+    # check_launches_without_function (.xpm_torch): Lightning's launchers
+    try:
+        from lightning.fabric.strategies.launchers.multiprocessing import (  # noqa: F401
+            _MultiProcessingLauncher,
+        )
+        from lightning.fabric.strategies.launchers.xla import _XLALauncher  # noqa: F401
+    except ImportError:
+        missing.append("lightning _MultiProcessingLauncher, _XLALauncher (2.6)")
     return missing
 
 

@@ -5,21 +5,37 @@ Each class keeps the task identifier it had when it was defined in
 Tests of the upstream behaviour: ``tests/test_workarounds.py``.
 """
 
+import itertools
 import logging
+import sys
 from pathlib import Path
 from typing import List, Optional
 
+import numpy as np
 import torch
+from datamaestro_ir.data import SimpleTextItem
+from datamaestro_ir.data.distillation import PairwiseDistillationSamplesTSV
 from experimaestro import Param, field
+from xpm_torch.datasets import InfiniteDataset
 from xpm_torch.module import initialized
+from xpm_torch.trainers.context import TrainerContext
 from xpmir.letor.distillation.pairwise import DistillationPairwiseLoss
-from xpmir.letor.samplers import PairwiseModelBasedSampler
+from xpmir.letor.distillation.samplers import DistillationPairwiseSampler
+from xpmir.letor.records import PairwiseItem
+from xpmir.letor.samplers import PairwiseModelBasedSampler, TripletBasedSampler
+from xpmir.letor.samplers.adapters import BufferedProcessingDataset, SamplerAdapter
+from xpmir.letor.trainers.batchwise import BatchwiseTrainer
 from xpmir.measures import Measure
+from xpmir.neural.dual import DualVectorListener, DualVectorScorerListener
+from xpmir.neural.splade import SpladeScorer
 from xpmir.rankers import ScoredDocument
 from xpmir.rankers.full import FullRetrieverRescorer as _FullRetrieverRescorer
 from xpmir.text import TokenizerOptions
 from xpmir.text.encoders import InputType, TextEncoderBase, TextsRepresentationOutput
 from xpmir.text.huggingface import HFTokenizerBase
+
+from splade.devices import gather_rows
+from splade.workarounds.xpm_torch import InterleavedLines, InterleavedShards
 
 
 class FullRetrieverRescorer(_FullRetrieverRescorer):
@@ -115,8 +131,230 @@ class HardNegativesSampler(PairwiseModelBasedSampler):
 
     __xpmid__ = "splade.workarounds.hardnegativessampler"
 
-    def sample(self, samples):
-        return PairwiseModelBasedSampler.sample(self, samples).document
+    def sample(self, samples, random=None):
+        """The record of one of the ``(docid, relevance, score)`` samples"""
+        if random is None:
+            return PairwiseModelBasedSampler.sample(self, samples).document
+        while True:
+            docid, _, _ = samples[random.randint(0, len(samples))]
+            document = self.document(docid)
+            if document["text_item"].text is not None:
+                return document
+
+    # Several data loaders (workers, training processes)
+    #
+    # xpmir 1.5.0's PairwiseModelBasedSampler.as_dataset ignores the shard it
+    # is asked for (xpmir/letor/samplers/__init__.py:295-296): it draws from
+    # the sampler's random state, the same in every data loader worker and
+    # training process, so that they all give the same pairs (and the data
+    # loader, which has no state to save, starts again at a restart). Here
+    # pair i of the stream is drawn from its own random state (the sampler's
+    # seed and i), and shards take turns (InterleavedShards): the stream is
+    # the same whatever the number of workers and processes, and resumes
+    # where it was.
+
+    def initialize(self, random):
+        super().initialize(random)
+        self._seed = int(random.randint(2**31))
+
+    def pair(self, index: int) -> PairwiseItem:
+        """Pair ``index`` of the stream"""
+        random = np.random.RandomState([self._seed, index])
+        title, positives, negatives = self.topics[random.randint(0, len(self.topics))]
+        return PairwiseItem(
+            {"text_item": SimpleTextItem(title)},
+            self.sample(positives, random),
+            self.sample(negatives, random),
+        )
+
+    def as_dataset(self):
+        return InfiniteDataset(_SampledPairs(self))
+
+
+class _SampledPairs(InterleavedShards):
+    """The pairs of a :class:`HardNegativesSampler`, by number"""
+
+    def __init__(self, sampler: HardNegativesSampler):
+        self.sampler = sampler
+        super().__init__()
+
+    def raw(self, state):
+        for index in itertools.count(state["next"]):
+            yield {"next": index + 1}, index
+
+    def make(self, index: int) -> PairwiseItem:
+        return self.sampler.pair(index)
+
+
+class DistillationSamplesSampler(DistillationPairwiseSampler):
+    """xpmir's ``DistillationPairwiseSampler``, whose TSV files are shared
+    between data loaders line by line (:class:`InterleavedLines`) instead of
+    byte ranges
+
+    xpmir 1.5.0 reads a ``PairwiseDistillationSamplesTSV`` with xpm_torch's
+    ``LineFileDataset`` (xpmir/letor/distillation/samplers.py:29-33), which
+    loses lines at the boundaries of the ranges and whose state only fits
+    rank 0 (see :class:`InterleavedLines`). Other sample sets are read as
+    xpmir does.
+    """
+
+    __xpmid__ = "splade.workarounds.distillationsamplessampler"
+
+    def as_dataset(self):
+        if isinstance(self.samples, PairwiseDistillationSamplesTSV):
+            lines = InterleavedLines(self.samples.path, self.samples._parse_line)
+            return InfiniteDataset(lines)
+        return super().as_dataset()
+
+
+class TripletsSampler(TripletBasedSampler):
+    """xpmir's ``TripletBasedSampler``, whose data loader resumes where it
+    was
+
+    xpmir 1.5.0's triplets dataset shares the triplets between data loaders
+    in turns, as :class:`InterleavedShards` does, but has no state
+    (xpmir/letor/samplers/__init__.py:336-340): a restarted learner starts
+    the triplets again from the first one. Here, the triplets consumed
+    before the checkpoint are skipped.
+    """
+
+    __xpmid__ = "splade.workarounds.tripletssampler"
+
+    def as_dataset(self):
+        return InfiniteDataset(_Triplets(self.source))
+
+
+class _Triplets(InterleavedShards):
+    def __init__(self, source):
+        self.source = source
+        super().__init__()
+
+    def raw(self, state):
+        start = state["next"]
+        triplets = itertools.islice(self.source.iter(), start, None)
+        for index, triplet in enumerate(triplets, start + 1):
+            yield {"next": index}, triplet
+
+    def make(self, triplet) -> PairwiseItem:
+        return PairwiseItem(*triplet)
+
+
+class ProcessedSampler(SamplerAdapter):
+    """xpmir's ``SamplerAdapter``, whose data loader state is the one of the
+    last record it gave
+
+    xpmir 1.5.0's ``BufferedProcessingDataset`` reads ``buffer_size`` (64)
+    records ahead, to process them at once (e.g. fetch the documents' text),
+    and gives its inner dataset's state as its own
+    (xpmir/letor/samplers/adapters.py:34-48): a checkpoint taken between two
+    buffers skips, when training resumes, the records of the buffer not yet
+    given (e.g. with 2 processes of 16 records for 50 steps, 32 records per
+    process).
+    """
+
+    __xpmid__ = "splade.workarounds.processedsampler"
+
+    def as_dataset(self):
+        return _ProcessedRecords(
+            self.sampler.as_dataset(), self.processors, self.buffer_size
+        )
+
+
+class _ProcessedRecords(BufferedProcessingDataset):
+    _state = None
+
+    def iter_shard(self, shard_id: int, num_shards: int):
+        records, states = [], []
+        for record in self.inner.iter_shard(shard_id, num_shards):
+            records.append(record)
+            states.append(self.inner.state_dict())
+            if len(records) >= self.buffer_size:
+                yield from self._give(records, states)
+                records, states = [], []
+        if records:
+            yield from self._give(records, states)
+
+    def _give(self, records, states):
+        processed = self._flush(records)
+        assert len(processed) == len(states), "processors must keep the records"
+        for record, state in zip(processed, states, strict=True):
+            self._state = state
+            yield record
+
+    def state_dict(self):
+        return self.inner.state_dict() if self._state is None else self._state
+
+    def load_state_dict(self, state):
+        self._state = None
+        self.inner.load_state_dict(state)
+
+
+class InBatchNegativesScorer(SpladeScorer):
+    """xpmir's SPLADE scorer, whose in-batch negatives are the documents of
+    every training process
+
+    xpmir 1.5.0's ``Dense.score_product`` (xpmir/neural/dual.py:156-176)
+    multiplies the ``fabric.all_gather`` outputs of queries and documents
+    as matrices, while they have a dimension more (processes x batch x
+    vocabulary) with more than one process: the product fails (and the
+    scores would not fit the relevance matrix, which stays the process's).
+    Here a process scores its queries against its own documents followed by
+    the other processes' (gathered with their gradients): its queries have
+    the in-batch negatives one process with the whole batch would give them.
+    With one process, this is xpmir's scorer.
+    """
+
+    __xpmid__ = "splade.workarounds.inbatchnegativesscorer"
+
+    def score_product(self, queries, documents):
+        info = TrainerContext.current()
+        fabric = info.fabric if info is not None else None
+        if fabric is None or fabric.world_size == 1:
+            return super().score_product(queries, documents)
+        gathered, offset = gather_rows(fabric, documents.value)
+        local = documents.value
+        others = torch.cat(
+            [gathered[:offset], gathered[offset + local.shape[0] :]], dim=0
+        )
+        scores = queries.value @ torch.cat([local, others], dim=0).T
+        for hook in info.hooks(DualVectorListener):
+            hook(info, queries, documents)
+        for hook in info.hooks(DualVectorScorerListener):
+            hook(info, queries, documents, scores)
+        return scores
+
+
+class InBatchNegativesTrainer(BatchwiseTrainer):
+    """xpmir's ``BatchwiseTrainer`` whose relevance matrix covers the
+    documents of every process (:class:`InBatchNegativesScorer`): the
+    process's own documents come first, the others are negatives
+
+    xpmir 1.5.0's ``BatchwiseTrainer.train_batch``
+    (xpmir/letor/trainers/batchwise.py:80-98) reshapes the scores to the
+    process's relevance matrix (queries x its own documents). With one
+    process, this is xpmir's trainer.
+    """
+
+    __xpmid__ = "splade.workarounds.inbatchnegativestrainer"
+
+    def train_batch(self, inputs):
+        batch = inputs["records"]
+        tokenized = inputs.get("tokenized_records")
+        if tokenized is not None:
+            scores = self.model(batch, tokenized=tokenized)
+        else:
+            scores = self.model(batch)
+        if torch.isnan(scores).any() or torch.isinf(scores).any():
+            self.logger.error("nan or inf relevance score detected. Aborting.")
+            sys.exit(1)
+        relevances = batch.relevances
+        queries, local = relevances.shape
+        documents = scores.numel() // queries
+        if documents > local:
+            others = relevances.new_zeros(queries, documents - local)
+            relevances = torch.cat([relevances, others], dim=1)
+        scores = scores.reshape(queries, documents)
+        self.lossfn.process(scores, relevances.to(scores.device), self.context)
 
 
 class _NoTraceback(logging.Filter):
