@@ -880,4 +880,3 @@ def _main(request_file: str, result_file: str):
 
 if __name__ == "__main__":
     _main(*sys.argv[1:])
-
