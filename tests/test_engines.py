@@ -359,17 +359,31 @@ def debug_setup(tmp_path_factory, collection, tiny_model):
     return folder, store, index, scorer, encoders, vectors, documents
 
 
+#: queries of the debug collection's words, for the retrievers' tests
+QUERIES = ("lazo bomu vipube", "mopege nina diba lazo", "vipube theory data")
+
+
+def ready(retriever, tiny_model):
+    """The retriever, with the model loaded, ready to search"""
+    retriever.encoder.initialize()
+    retriever.encoder.load_model(tiny_model)
+    retriever.initialize()
+    return retriever
+
+
+def debug_queries(encoders):
+    """The records of QUERIES and their vectors (query encoder)"""
+    records = [{"text_item": SimpleTextItem(text)} for text in QUERIES]
+    with torch.no_grad():
+        return records, encoders[1](records).value.numpy()
+
+
 def check_exact_retriever(retriever_config, debug_setup, tiny_model):
     """The retriever returns the brute-force top-10 documents and scores"""
     _, _, _, _, encoders, vectors, documents = debug_setup
     retriever = retriever_config.instance()
-    retriever.encoder.initialize()
-    retriever.encoder.load_model(tiny_model)
-    retriever.initialize()
-    texts = ["lazo bomu vipube", "mopege nina diba lazo", "vipube theory data"]
-    records = [{"text_item": SimpleTextItem(text)} for text in texts]
-    with torch.no_grad():
-        q = encoders[1](records).value.numpy()
+    ready(retriever, tiny_model)
+    records, q = debug_queries(encoders)
     docids = [d for d, _ in documents]
     for record, scores in zip(records, q @ vectors.T, strict=True):
         results = retriever.retrieve(record)
@@ -454,11 +468,8 @@ def test_exhaustive_retrieve_all(
         threads=threads,
     )
     retriever = config.instance()
-    retriever.encoder.initialize()
-    retriever.encoder.load_model(tiny_model)
-    retriever.initialize()
-    texts = ["lazo bomu vipube", "mopege nina diba lazo", "vipube theory data"]
-    records = {f"q{i}": {"text_item": SimpleTextItem(t)} for i, t in enumerate(texts)}
+    ready(retriever, tiny_model)
+    records = {f"q{i}": {"text_item": SimpleTextItem(t)} for i, t in enumerate(QUERIES)}
     results = retriever.retrieve_all(records)
     with torch.no_grad():
         q = encoders[1](list(records.values())).value.numpy()
@@ -496,13 +507,8 @@ def test_pisa_retriever_on_debug_collection(
         topk=10,
         batchsize=8,
     ).instance()
-    retriever.encoder.initialize()
-    retriever.encoder.load_model(tiny_model)
-    retriever.initialize()
-    texts = ["lazo bomu vipube", "mopege nina diba lazo", "vipube theory data"]
-    records = [{"text_item": SimpleTextItem(text)} for text in texts]
-    with torch.no_grad():
-        q = encoders[1](records).value.numpy()
+    ready(retriever, tiny_model)
+    records, q = debug_queries(encoders)
     docids = [d for d, _ in documents]
     for record, query, scores in zip(records, q, q @ vectors.T, strict=True):
         results = retriever.retrieve(record)
@@ -563,10 +569,7 @@ def test_approximate_retrievers_on_debug_collection(
     results = seismic.search(query, top_k=10, query_cut=10, heap_factor=0.8)
     expected["seismic"] = [r.docid for r in results]
     for name, config in retrievers.items():
-        retriever = config.instance()
-        retriever.encoder.initialize()
-        retriever.encoder.load_model(tiny_model)
-        retriever.initialize()
+        retriever = ready(config.instance(), tiny_model)
         found = retriever.retrieve({"text_item": SimpleTextItem(text)})
         assert [sd.document["id"] for sd in found] == [
             documents[d][0] for d in expected[name]
@@ -592,13 +595,10 @@ def test_efficiency_measures(debug_setup, exhaustive_index, tiny_model, name):
         topk=10,
         batch_size=8,
     ).instance()
-    retriever.encoder.initialize()
-    retriever.encoder.load_model(tiny_model)
-    texts = ["lazo bomu vipube", "mopege nina diba lazo", "vipube theory data"]
+    ready(retriever, tiny_model)
     topics = [
-        {"id": str(i), "text_item": SimpleTextItem(t)} for i, t in enumerate(texts)
+        {"id": str(i), "text_item": SimpleTextItem(t)} for i, t in enumerate(QUERIES)
     ]
-    retriever.initialize()
     measures = measure(retriever, topics, queries=2)
 
     with torch.no_grad():

@@ -69,12 +69,19 @@ class Workspace:
                 check=True,
             )
 
+    #: the experiment each run starts
+    command = COMMAND
+
     def start(self, name: str) -> subprocess.Popen:
         log = self.home / f"{name}.log"
         self.logs.append(log)
         with log.open("wt") as fp:
             return subprocess.Popen(
-                COMMAND, cwd=ROOT, env=self.env, stdout=fp, stderr=subprocess.STDOUT
+                self.command,
+                cwd=ROOT,
+                env=self.env,
+                stdout=fp,
+                stderr=subprocess.STDOUT,
             )
 
     def run(self, name: str) -> int:
