@@ -72,7 +72,7 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
-def timed(function, device, repeat):
+def timed(function, device, repeat=3):
     function()  # warm-up (kernels compiled, caches filled)
     times = []
     for _ in range(repeat):

@@ -34,12 +34,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+# bench/ is the script's folder, hence on sys.path
+from gpu_check import synchronize, timed
+
 from splade.debug_data import FILLER_WORDS
-
-
-def synchronize(device: str):
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def texts(count: int, words: int, seed: int):
@@ -351,18 +349,6 @@ def st_encoding(folder, documents, maxlen, batch, device):
         ).cpu()
 
     return timed(encode, device)
-
-
-def timed(function, device, repeat=3):
-    function()
-    times = []
-    for _ in range(repeat):
-        synchronize(device)
-        start = time.perf_counter()
-        function()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main():

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import ROOT, load
+from conftest import ROOT, load, run
 
 DEBUG = ROOT / "splade" / "debug.yaml"
 
@@ -409,32 +409,17 @@ def test_hard_negatives_are_drawn_once_whatever_the_shards():
 # --- Several processes (slow: each test starts processes)
 
 
-def run_processes(args, log: Path, timeout=600) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
-    }
-    with log.open("wt") as fp:
-        return subprocess.run(
-            args,
-            cwd=ROOT,
-            env=env,
-            stdout=fp,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-        )
-
-
 @pytest.fixture(scope="module")
 def collectives(tmp_path_factory):
     """What each of 2 processes saw (tests/ddp_probe.py)"""
     out = tmp_path_factory.mktemp("collectives")
-    process = run_processes(
-        [sys.executable, "tests/ddp_probe.py", str(out), "collectives"],
-        out / "log.txt",
-        timeout=300,
-    )
-    assert process.returncode == 0, (out / "log.txt").read_text()[-3000:]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+    }
+    command = [sys.executable, "tests/ddp_probe.py", str(out), "collectives"]
+    code = run(command, env, out / "log.txt", timeout=300)
+    assert code == 0, (out / "log.txt").read_text()[-3000:]
     return [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(2)]
 
 
