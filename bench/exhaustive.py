@@ -164,7 +164,7 @@ def load_csc(folder: Path):
 
 
 def build_exhaustive(data: Path, out: Path, budget_mib: int):
-    from splade.exhaustive import IndexBuilder
+    from splade.engines.exhaustive import IndexBuilder
 
     builder = IndexBuilder(
         out, VOCABULARY, memory_budget=budget_mib * 2**20, tmp_folder=out / "_runs"
@@ -182,7 +182,7 @@ def build_pisa(data: Path, out: Path, exhaustive: Path):
     import pyterrier_pisa
     from pyterrier_pisa import _pisathon
 
-    from splade.exhaustive import SparseIndex
+    from splade.engines.exhaustive import SparseIndex
 
     index = SparseIndex.load(exhaustive, mmap=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -498,7 +498,7 @@ def _select_all(acc, k, heap_s, heap_d):
 def design(index, queries):
     """Top-k selection (heap, argpartition or the engine's key buffer) and
     touched list against full scan"""
-    from splade import exhaustive as ex
+    from splade.engines.exhaustive import kernels as ex
 
     acc = np.zeros(index.num_docs, np.float32)
     # (room for every document: the list never fills up)
@@ -594,7 +594,7 @@ def design(index, queries):
 
 def convert(workdir: Path, reference):
     """from_impact_index: seconds per million postings, by method"""
-    from splade.exhaustive import from_impact_index
+    from splade.engines.exhaustive import from_impact_index
 
     print("\nfrom_impact_index (impact-index index -> this format)")
     from_impact_index(workdir / "impact", workdir / "converted", method="numpy")
@@ -661,7 +661,7 @@ def main():
         print(f"  building {name}", flush=True)
         builds[name] = build(workdir, name, args.budget)
 
-    from splade.exhaustive import SparseIndex
+    from splade.engines.exhaustive import SparseIndex
 
     queries = load_queries(workdir / "data")
     rows = []

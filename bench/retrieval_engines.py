@@ -165,7 +165,7 @@ SEISMIC = {
 
 
 def build_exhaustive(data: Path, out: Path):
-    from splade.exhaustive import IndexBuilder
+    from splade.engines.exhaustive import IndexBuilder
 
     builder = IndexBuilder(out, VOCABULARY, memory_budget=512 * 2**20)
     for first, indptr, terms, weights in iter_chunks(data):
@@ -199,8 +199,8 @@ def build_compressed(raw: Path, out: Path):
 
 def build_pisa(exhaustive: Path, out: Path):
     """The engine's conversion (splade/pisa.py), from the exhaustive index"""
-    from splade.exhaustive import SparseIndex
-    from splade.pisa import write_index
+    from splade.engines.exhaustive import SparseIndex
+    from splade.engines.pisa.index import write_index
 
     write_index(SparseIndex.load(exhaustive, mmap=True), out, scale=100.0)
 
@@ -208,8 +208,8 @@ def build_pisa(exhaustive: Path, out: Path):
 def bmp_builder(block_size: int):
     def build_bmp(exhaustive: Path, out: Path):
         """The engine's conversion (splade/workarounds/bmp.py)"""
-        from splade.exhaustive import SparseIndex
-        from splade.workarounds.bmp import write_index
+        from splade.engines.bmp.index import write_index
+        from splade.engines.exhaustive import SparseIndex
 
         out.mkdir(parents=True, exist_ok=True)
         index = SparseIndex.load(exhaustive, mmap=True)
@@ -225,8 +225,8 @@ def bmp_reordered_builder(block_size: int):
         engine builds a temporary one)"""
         import impact_index
 
-        from splade.exhaustive import SparseIndex
-        from splade.workarounds.bmp import write_index
+        from splade.engines.bmp.index import write_index
+        from splade.engines.exhaustive import SparseIndex
 
         out.mkdir(parents=True, exist_ok=True)
         raw = impact_index.Index.load(str(workdir / "raw"), False)
@@ -346,7 +346,7 @@ def searchers(workdir: Path, available, seismic_grid=SEISMIC_GRID):
     import impact_index
 
     def exhaustive():
-        from splade.exhaustive import SparseIndex
+        from splade.engines.exhaustive import SparseIndex
 
         searcher = SparseIndex.load(workdir / "exhaustive").searcher()
         return lambda terms, weights, k: searcher.search(terms, weights, k)[0]
@@ -366,7 +366,7 @@ def searchers(workdir: Path, available, seismic_grid=SEISMIC_GRID):
 
     def pisa(algorithm):
         def open_():
-            from splade.pisa import PisaSearcher
+            from splade.engines.pisa.index import PisaSearcher
 
             searcher = PisaSearcher(workdir / "pisa")
 
@@ -380,7 +380,7 @@ def searchers(workdir: Path, available, seismic_grid=SEISMIC_GRID):
 
     def bmp(name, alpha, beta, implementation="bmp"):
         def open_():
-            from splade.workarounds.bmp import Searcher
+            from splade.engines.bmp.index import Searcher
 
             searcher = Searcher(workdir / name / "index.bmp", implementation)
 

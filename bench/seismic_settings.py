@@ -25,7 +25,7 @@ def main():
     parser.add_argument("collection", type=Path, help="folder of the collection")
     parser.add_argument("settings", help="query_cut:heap_factor, comma-separated")
     args = parser.parse_args()
-    from splade.exhaustive import SparseIndex
+    from splade.engines.exhaustive import SparseIndex
 
     grid = [
         (int(cut), float(heap))

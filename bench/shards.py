@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from splade.exhaustive import IndexBuilder, from_csr
-from splade.shards import merge, shard_range
+from splade.engines.exhaustive import IndexBuilder, from_csr
+from splade.engines.exhaustive.shards import merge, shard_range
 
 
 def vectors(docs: int, terms: int, per_doc: int, seed: int = 0):

@@ -5,8 +5,9 @@ declared in :mod:`splade.configuration`). What remains is checked here, by
 asking each part of the package about its own section: the data
 (:mod:`splade.datasets`: ids, local files read line by line), the model
 (:mod:`splade.models`: can it be loaded), training (:mod:`splade.training`:
-loss and training data), the engine (:mod:`splade.engines`) and the
-measures (:mod:`splade.evaluation`); plus the keys that experimaestro would
+loss and training data), the engine (:mod:`splade.engines`), the measures
+(:mod:`splade.measures`) and the test collections
+(:mod:`splade.test_collections`); plus the keys that experimaestro would
 ignore silently (a typo). Every problem names its configuration key, so that a
 mistake is found in seconds, not after hours of training.
 """
@@ -18,7 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import attr
 import yaml
 
-from splade import engines, evaluation, models, shards, training
+from splade import engines, measures, models, test_collections, training
 from splade.configuration import ConfigurationError, SPLADEConfiguration
 from splade.datasets import Datasets
 from splade.workarounds.experimaestro import command_line
@@ -42,12 +43,14 @@ def check(
     check_command_line()
     datasets = datasets or Datasets(cfg.data)
     problems: List[str] = datasets.problems(cfg.mode)
-    problems += evaluation.problems(cfg.retrieval, cfg.data)
+    problems += measures.problems(cfg.retrieval)
+    problems += test_collections.problems(cfg.data)
     for variant in [cfg, *variants]:
         problems += models.problems(variant.model, downloads)
         problems += training.problems(variant)
-        problems += engines.problems(variant.retrieval.engine)
-        problems += shards.problems(variant.indexation, variant.retrieval.engine)
+        problems += engines.problems(
+            variant.retrieval.engine, variant.indexation.shards
+        )
         if shared(variant) != shared(cfg):
             problems.append(
                 "grid_search: data, bm25, mode, indexation.max_docs and"

@@ -4,24 +4,31 @@ Every YAML file in this folder is read into :class:`SPLADEConfiguration`: the
 docstring under each field is its documentation. Values can be changed in a
 YAML file or on the command line (``-c learner.optimization.lr=1e-5``).
 
-This module is the bottom of the package: it imports nothing from it. The
-choices (``mode``, ``model.architecture``, ``learner.loss``,
-``retrieval.engine.name``) are declared here once, as enumerations whose
-members carry their documentation; ranges are declared beside their field
+This module is the bottom of the package's parts: it imports only
+:mod:`splade.engines` (a floor below it, self-contained), whose registry
+gives the engine names and the settings section of each engine. The choices
+(``mode``, ``model.architecture``, ``learner.loss``,
+``retrieval.engine.name``) are declared once, as enumerations whose members
+carry their documentation; ranges are declared beside their field
 (``Annotated[float, Ge(0)]``). Both are checked when the YAML files are read,
 before anything runs, and a bad value is reported with its key. Checks that
 need more than one field, or the world (files, datasets, models), are made by
 the part of the package that uses the section (see :mod:`splade.checks`).
 """
 
+import inspect
 from enum import Enum
 from typing import Annotated, Dict, List, Literal, Optional
 
+import attr
 from annotated_types import Ge, Gt, Interval, MinLen
 from attrs import Factory
 from experimaestro.experiments import ConfigurationBase, configuration
 from pydantic import BeforeValidator
 from xpm_torch.experiments.configuration import TransformerOptimization
+
+from splade.engines import ENGINES
+from splade.engines import sections as engine_sections
 
 
 class ConfigurationError(ValueError):
@@ -96,42 +103,6 @@ class Regularization(Choice):
     L1 = "l1"
     """L1: the mean over the batch of the sum of the weights (Efficient
     SPLADE's regularization of queries)"""
-
-
-class EngineName(Choice):
-    """Retrieval engines of the SPLADE index (:mod:`splade.engines`)"""
-
-    EXHAUSTIVE = "exhaustive"
-    """The package's exhaustive engine (:mod:`splade.exhaustive`): exact,
-    every posting of the query terms scored in a float32 accumulator, then
-    a partial top-k; the fastest exact engine measured (BENCHMARKS.md)"""
-
-    MAXSCORE = "maxscore"
-    """impact-index MaxScore: exact (the top-k of the dot product)"""
-
-    WAND = "wand"
-    """impact-index WAND: exact"""
-
-    BMP = "bmp"
-    """Block-max pruning (Mallia et al., SIGIR 2024,
-    https://arxiv.org/abs/2405.01117): approximate (quantized weights)"""
-
-    SEISMIC = "seismic"
-    """Seismic (Bruch et al., SIGIR 2024, https://arxiv.org/abs/2404.18812):
-    approximate (pruned, clustered posting lists)"""
-
-    PISA = "pisa"
-    """PISA (Mallia et al., OSIRRC 2019), the reference dynamic pruning
-    engine, through pyterrier-pisa (an optional dependency: ``pip install
-    -e ".[pisa]"``; no Java): block-max MaxScore or WAND on *quantized*
-    weights (``int(scale * w)`` for documents, ``int(query_scale * q)`` for
-    queries), exact on those (recall@10 0.99 to 1 against the float ranking
-    with the default scales); for comparisons with the exact engines"""
-
-    @property
-    def exact(self) -> bool:
-        """Whether the engine returns the exact top-k of the dot product"""
-        return self in (EngineName.EXHAUSTIVE, EngineName.MAXSCORE, EngineName.WAND)
 
 
 NonNegative = Annotated[float, Ge(0)]
@@ -496,157 +467,49 @@ class Indexation:
     """Number of tasks that encode the documents, each a slice of the
     collection (whole batches), submitted to the launcher at once (e.g. N
     Slurm jobs on N GPUs or nodes); a CPU task then merges their indices
-    into one, the same as one task's (:mod:`splade.shards`). Only for the
-    ``exhaustive`` engine"""
+    into one, the same as one task's
+    (:mod:`splade.engines.exhaustive.shards`). Only for the engines that
+    search the exhaustive index or convert it: ``exhaustive``, ``pisa``,
+    ``bmp``"""
 
     requirements: str = "duration=2 days & cuda(mem=16G)"
     """Launcher requirements for encoding and indexing (of each shard)"""
 
 
-@configuration
-class Compression:
-    """Compressed impact-index index (SIMD bit-packing, block-max metadata),
-    for the exact engines"""
-
-    enabled: bool = False
-    """Search a compressed copy of the index instead of the raw index"""
-
-    block_size: Positive = 128
-    """Number of postings per block (block-max pruning granularity)"""
-
-    nbits: Literal[8, 16] = 16
-    """Bits of the quantized impacts: 16 (scores within about 1e-5 of the
-    largest weight: exact in practice) or 8 (smaller, approximate).
-    impact-index's default, 0, rounds SPLADE weights to integers (recall@10
-    about 0.6) and is not offered"""
+#: The retrieval engines (``retrieval.engine.name``), from the registry of
+#: :mod:`splade.engines`; each member's documentation is its engine's
+EngineName = Choice("EngineName", {name.upper(): name for name in ENGINES})
+for _member in EngineName:
+    _member.__doc__ = inspect.cleandoc(ENGINES[_member.value].__doc__ or "")
 
 
-@configuration
-class BMP:
-    """Block-max pruning (Mallia et al., SIGIR 2024), with the ``bmp``
-    package: the index is converted to a block forward index of 8-bit
-    document weights, ``round(s w)`` with the largest ``s`` such that no
-    score overflows BMP's 16-bit counter (query weights are
-    ``round(query_levels q / max q)``); see :mod:`splade.workarounds.bmp`"""
-
-    block_size: Annotated[int, Interval(ge=8, le=256)] = 32
-    """Number of consecutive documents per block (BMP's authors use 16 to
-    32; 8 to 256 with this package's conversion)"""
-
-    compress_range: bool = False
-    """Compress the block upper bounds (smaller index, slower search)"""
-
-    query_levels: Annotated[int, Interval(ge=1, le=32)] = 16
-    """Query weights are ``round(query_levels q / max q)``; the document
-    weights get the precision that BMP's 16-bit scores leave (16 levels:
-    the best recall@10 on SciFact, 0.975 against 0.961 with 32)"""
-
-    reorder: bool = False
-    """Order the documents by recursive graph bisection before making the
-    blocks (impact-index's ``reorder``): blocks of similar documents prune
-    better (BENCHMARKS.md), at the cost of the bisection (minutes per
-    100,000 documents)"""
-
-    alpha: Annotated[float, Interval(gt=0, le=1)] = 1.0
-    """Block pruning threshold factor (1: no approximation beyond the
-    quantization of the weights; 0.9 is faster)"""
-
-    beta: Annotated[float, Interval(gt=0, le=1)] = 1.0
-    """Fraction of the query terms kept, highest weights first (1: all of
-    them)"""
+def _engine_section() -> type:
+    """The ``retrieval.engine`` section: the engine's name, and the
+    settings of each engine (:func:`splade.engines.sections`), each a field
+    documented by its dataclass"""
+    namespace = {
+        "__doc__": """Retrieval engine of the SPLADE index (``BENCHMARKS.md``,
+    section *Retrieval engines*, gives the recall@10 and latency of each)""",
+        "__module__": __name__,
+        "__qualname__": "Engine",
+        "__annotations__": {"name": EngineName},
+        "name": attr.field(
+            default=EngineName(next(iter(ENGINES))),
+            metadata={"doc": "The engine, see :class:`EngineName`"},
+        ),
+    }
+    for key, settings in engine_sections().items():
+        namespace["__annotations__"][key] = settings
+        namespace[key] = attr.field(
+            factory=settings,
+            metadata={"doc": inspect.cleandoc(settings.__doc__ or "")},
+        )
+    return configuration(type("Engine", (), namespace))
 
 
-@configuration
-class Seismic:
-    """Seismic (Bruch et al., SIGIR 2024): posting lists pruned to their
-    highest impacts, split into clustered blocks with summary vectors"""
-
-    n_postings: Positive = 4000
-    """Average number of postings kept per term (global budget; 4000, with
-    the defaults below, are the authors' settings for SPLADE on MS MARCO,
-    measured in BENCHMARKS.md; xpmir's default is 6000)"""
-
-    centroid_fraction: Annotated[float, Interval(gt=0, le=1)] = 0.1
-    """Blocks (k-means centroids) per posting list, as a fraction of its
-    length"""
-
-    summary_energy: Annotated[float, Interval(gt=0, le=1)] = 0.4
-    """Fraction of the L1 mass of a block kept in its summary vector"""
-
-    max_fraction: Annotated[float, Gt(0)] = 1.5
-    """Longest posting list, as a multiple of n_postings"""
-
-    knn: Annotated[int, Ge(0)] = 0
-    """Nearest neighbours stored per document (0: no kNN graph)"""
-
-    query_cut: Positive = 10
-    """Only the query_cut highest-weighted query terms are traversed"""
-
-    heap_factor: Annotated[float, Interval(gt=0, le=1)] = 0.7
-    """Blocks whose summary score is below heap_factor times the current
-    k-th score are skipped (1: no skipping of blocks that might enter the
-    top-k; lower is faster and less accurate)"""
-
-    n_knn: Annotated[int, Ge(0)] = 0
-    """Neighbours used to refine the results (needs knn >= n_knn)"""
-
-
-@configuration
-class Pisa:
-    """The ``pisa`` engine: the index (converted from the SPLADE index) stores
-    each document weight ``w`` as the integer ``int(scale * w)`` (postings
-    stored as 0 are dropped), and a query weight ``q`` counts as
-    ``int(query_scale * q)`` (query terms counted 0 are dropped); scores are
-    the exact sums of their products (see :mod:`splade.pisa`)"""
-
-    scale: Annotated[float, Gt(0)] = 100.0
-    """Document weights are stored as ``int(scale * w)`` (100: as
-    pyterrier-pisa's ``toks_scale``; a SPLADE weight of at most about 3
-    then needs 9 bits)"""
-
-    query_scale: Annotated[float, Gt(0)] = 100.0
-    """Query weights count as ``int(query_scale * q)``"""
-
-    algorithm: Literal["block_max_maxscore", "block_max_wand"] = "block_max_maxscore"
-    """Query processing: block-max MaxScore (the faster on SPLADE queries,
-    BENCHMARKS.md) or block-max WAND; both exact"""
-
-    block_size: Positive = 64
-    """Postings per block of the block-max data"""
-
-
-@configuration
-class Exhaustive:
-    """The exhaustive engine"""
-
-    threads: Annotated[int, Ge(0)] = 0
-    """Search threads (0: every core available to the retrieval task; 1 for
-    latency measurements)"""
-
-
-@configuration
-class Engine:
-    """Retrieval engine of the SPLADE index (``BENCHMARKS.md``, section
-    *Retrieval engines*, gives the recall@10 and latency of each)"""
-
-    name: EngineName = EngineName.EXHAUSTIVE
-    """The engine, see :class:`EngineName`"""
-
-    exhaustive: Exhaustive = Factory(Exhaustive)
-    """Parameters of the ``exhaustive`` engine"""
-
-    compression: Compression = Factory(Compression)
-    """Compressed index for ``maxscore`` and ``wand`` (raw index by
-    default)"""
-
-    bmp: BMP = Factory(BMP)
-    """Parameters of the ``bmp`` engine"""
-
-    seismic: Seismic = Factory(Seismic)
-    """Parameters of the ``seismic`` engine"""
-
-    pisa: Pisa = Factory(Pisa)
-    """Parameters of the ``pisa`` engine"""
+#: ``retrieval.engine``: ``name``, and one settings section per engine
+#: (``exhaustive``, ``compression``, ``pisa``, ``bmp``, ``seismic``, ...)
+Engine = _engine_section()
 
 
 @configuration

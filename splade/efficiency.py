@@ -20,29 +20,10 @@ from typing import Dict, Optional
 import numpy as np
 from experimaestro import Annotated, Param, field, pathgenerator, taskglobals
 from xpmir.evaluation import Evaluate
-from xpmir.index.sparse import SparseRetrieverIndex
 
-from splade.engines import ExhaustiveIndex, WANDIndex, engine_search
+from splade.engines import document_frequencies, search_function
 
 logger = logging.getLogger(__name__)
-
-
-def document_frequencies(index) -> Optional[np.ndarray]:
-    """The fraction of documents where each term is not zero, from an
-    initialized index of the exhaustive engine or of impact-index (None for
-    the indices that do not keep it: BMP, Seismic)"""
-    if isinstance(index, WANDIndex):
-        index = index.source
-    if isinstance(index, ExhaustiveIndex):
-        counts = np.diff(np.asarray(index.index.offsets))
-        return counts / max(index.index.num_docs, 1)
-    if isinstance(index, SparseRetrieverIndex):
-        raw = index.index
-        terms = range(raw.num_postings())  # the number of terms, in fact
-        counts = np.array([raw.postings(t).length() for t in terms], np.float64)
-        documents = max((raw.postings(t).max_doc_id() for t in terms), default=-1)
-        return counts / max(documents + 1, 1)
-    return None
 
 
 def folder_size(path: Path) -> int:
@@ -107,7 +88,7 @@ def measure(retriever, topics, queries: int) -> Dict[str, Optional[float]]:
         return time.thread_time()
 
     encoder.eval()
-    search = engine_search(index, **retriever.get_retrieval_options())
+    search = search_function(index, **retriever.get_retrieval_options())
 
     with torch.no_grad():
         # Warm-up (lazy initialisations, compilation)

@@ -12,25 +12,22 @@
 from attrs import evolve
 from experimaestro import RunMode
 from experimaestro.experiments.grid import generate_grid
-from experimaestro.launcherfinder import find_launcher
 from xpm_torch import Random
 from xpm_torch.learner import Learner
 from xpmir.datasets.adapters import RetrieverBasedCollection
 from xpmir.experiments.ir import IRExperimentHelper, ir_experiment
-from xpmir.index.bow import BOWRetriever, BOWSparseRetrieverIndexBuilder
 from xpmir.papers.results import PaperResults
-from xpmir.rankers.standard import BM25
 
 from splade.checks import check
-from splade.configuration import Mode, SPLADEConfiguration
+from splade.configuration import ConfigurationError, Mode, SPLADEConfiguration
 from splade.datasets import Datasets
-from splade.devices import fabric, learner_launcher
-from splade.engines import sparse_retriever
-from splade.evaluation import PerDocuments, requirements, test_collections
+from splade.devices import fabric
+from splade.indexing import BM25Indices, SpladeIndices
 from splade.mining import mine
 from splade.models import splade_model
+from splade.requirements import Launchers
 from splade.results import tagged
-from splade.shards import MergeShards, index_builders
+from splade.test_collections import test_collections
 from splade.training import trainer
 from splade.workarounds import check_private_hooks
 from splade.workarounds.experimaestro import keep_done_markers, raise_if_failed
@@ -39,10 +36,7 @@ from splade.workarounds.xpm_torch import (
     StaleCheckpointsCleaner,
     SynchronisedValidationListener,
 )
-from splade.workarounds.xpmir import (
-    FullRetrieverRescorer,
-    report_configuration_errors_without_traceback,
-)
+from splade.workarounds.xpmir import FullRetrieverRescorer, report_without_traceback
 
 
 @ir_experiment()
@@ -50,43 +44,30 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     """SPLADE: sparse lexical and expansion model for first-stage retrieval"""
     check_private_hooks()
     keep_done_markers()
-    report_configuration_errors_without_traceback()
+    report_without_traceback(ConfigurationError)
     # One configuration per variant of the sweep (grid_search), if any
     variants, sweeps = generate_grid(cfg)
     datasets = Datasets(cfg.data)
     check(cfg, datasets, variants, downloads=helper.xp.run_mode == RunMode.NORMAL)
-    bm25_launcher = find_launcher(cfg.bm25.requirements)
+    launchers = Launchers(cfg)
 
     # --- Data: the training documents, and the test collections (each is
     # searched in an index of its own documents, shared by the collections
     # that have the same ones)
     documents = datasets.get(cfg.data.documents)
-    max_docs = cfg.indexation.max_docs
-    tests = test_collections(datasets, cfg.retrieval.measures, max_docs)
+    tests = test_collections(datasets, cfg.retrieval.measures, cfg.indexation.max_docs)
 
     # --- BM25 baseline (impact-index bag-of-words index)
-    bm25_indices = PerDocuments(
-        lambda documents, key: BOWSparseRetrieverIndexBuilder.C(
-            documents=documents, max_docs=max_docs
-        ).submit(launcher=launchers(cfg, "bm25")(key))
-    )
-
-    def bm25(documents, key=None, topk=cfg.retrieval.topk):
-        return BOWRetriever.C(
-            index=bm25_indices(documents, key),
-            model=BM25.C(k1=cfg.bm25.k1, b=cfg.bm25.b),
-            topk=topk,
-        )
-
-    tests.evaluate({"model": "bm25"}, bm25, launchers(cfg, "bm25"))
+    bm25 = BM25Indices(cfg, launchers)
+    tests.evaluate({"model": "bm25"}, bm25.retriever, launchers.bm25)
 
     # --- Validation collection: BM25 top-k documents of validation queries
     validation = None
     if cfg.mode == Mode.TRAIN:
         validation = RetrieverBasedCollection.C(
-            dataset=datasets.validation_queries(cfg.seed, bm25_launcher),
-            retrievers=[bm25(documents, topk=cfg.bm25.validation_topk)],
-        ).submit(launcher=bm25_launcher)
+            dataset=datasets.validation_queries(cfg.seed, launchers.bm25()),
+            retrievers=[bm25.retriever(documents, topk=cfg.bm25.validation_topk)],
+        ).submit(launcher=launchers.bm25())
         validation.documents.in_memory = True
 
     # --- SPLADE, once per variant
@@ -94,6 +75,7 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     for variant, sweep in zip(variants, sweeps, strict=True):
         tags = {"model": "splade", **sweep}
         device = fabric(variant.precision)
+        variant_launchers = Launchers(variant)
 
         # SPLADE model and its FLOPS regularization
         scorer, flops, init_tasks = splade_model(variant.model)
@@ -106,7 +88,7 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
                 datasets=datasets,
                 documents=documents,
                 validation=validation,
-                negatives=bm25(documents, topk=variant.bm25.negatives_topk),
+                negatives=bm25.retriever(documents, topk=variant.bm25.negatives_topk),
             )
             evaluated, scored = [], None
 
@@ -125,7 +107,10 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
                     first, first_tasks = scorer, [first_best]
                     evaluated.append((first_best, first_tasks, first_tags))
                     learners.append((first_learner, first_tags, first_best))
-                index = splade_indices(variant, first, first_tasks, device)(documents)
+                first_indices = SpladeIndices(
+                    variant, first, first_tasks, device, variant_launchers
+                )
+                index = first_indices.index(documents)
                 scored = mine(variant, datasets, first, index, first_tasks, device)
                 if variant.mining.init_from_first_stage:
                     scorer, init_tasks = first, first_tasks
@@ -144,12 +129,14 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
         # the query encoder, evaluation (also of the model before training,
         # if asked)
         for checkpoint, model_init_tasks, model_tags in evaluated:
-            indices = splade_indices(variant, scorer, model_init_tasks, device)
+            indices = SpladeIndices(
+                variant, scorer, model_init_tasks, device, variant_launchers
+            )
             tests.evaluate(
                 model_tags,
-                splade_retrievers(variant, scorer, indices, bm25_launcher),
-                launchers(variant, "retrieval"),
-                index_of=indices,
+                indices.retriever,
+                variant_launchers.retrieval,
+                index_of=indices.index,
                 checkpoint=checkpoint,
                 efficiency_queries=variant.retrieval.efficiency_queries,
                 init_tasks=model_init_tasks,
@@ -169,57 +156,6 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
         raise_if_failed(helper.xp)
         tests.print_summary()
     return PaperResults(models=models, evaluations=tests, tb_logs=logs)
-
-
-def splade_indices(cfg: SPLADEConfiguration, scorer, init_tasks, device):
-    """The SPLADE index of each collection of documents, for the engine:
-    encoded by one task, or by ``indexation.shards`` tasks whose indices a
-    CPU task merges"""
-
-    def index(documents, key):
-        builders = index_builders(
-            cfg.retrieval.engine,
-            cfg.indexation,
-            documents=documents,
-            encoder=scorer.encoder,
-            batch_size=cfg.indexation.batch_size,
-            max_docs=cfg.indexation.max_docs,
-            fabric_config=device,
-        )
-        launcher = launchers(cfg, "indexation")(key)
-        indices = [
-            builder.submit(launcher=launcher, init_tasks=init_tasks)
-            for builder in builders
-        ]
-        if len(indices) == 1:
-            return indices[0]
-        merged = MergeShards.C(shards=indices, documents=documents)
-        return merged.submit(launcher=launchers(cfg, "bm25")(key))
-
-    return PerDocuments(index)
-
-
-def splade_retrievers(cfg: SPLADEConfiguration, scorer, indices, launcher):
-    """``(documents, key) -> retriever`` of the SPLADE model with the chosen
-    engine (its index conversions, if any, are submitted to ``launcher``)"""
-
-    def retriever(documents, key):
-        return sparse_retriever(
-            cfg.retrieval.engine,
-            index=indices(documents, key),
-            encoder=scorer.query_encoder or scorer.encoder,
-            topk=cfg.retrieval.topk,
-            batch_size=cfg.retrieval.batch_size,
-            launcher=launcher,
-        )
-
-    return retriever
-
-
-def launchers(cfg: SPLADEConfiguration, section: str):
-    """``key -> launcher`` of the tasks of a test collection (``section``:
-    ``bm25``, ``indexation`` or ``retrieval``)"""
-    return lambda key: find_launcher(requirements(cfg, section, key))
 
 
 def train(
@@ -288,7 +224,5 @@ def train(
         ),
         tags,
     )
-    outputs = learner.submit(
-        launcher=learner_launcher(cfg.learner), init_tasks=init_tasks
-    )
+    outputs = learner.submit(launcher=Launchers(cfg).learner(), init_tasks=init_tasks)
     return outputs.listeners["bestval"]["RR@10"], learner

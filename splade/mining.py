@@ -21,7 +21,6 @@ from typing import Dict, List
 
 from datamaestro_ir.data import Adhoc, AdhocRun
 from experimaestro import Annotated, Meta, Param, Task, field, pathgenerator, tqdm
-from experimaestro.launcherfinder import find_launcher
 from xpmir.datasets.adapters import RandomFold
 from xpmir.evaluation import Evaluate
 from xpmir.measures import Measure
@@ -31,6 +30,7 @@ from splade import pretrained
 from splade.configuration import Mining
 from splade.debug_teacher import DEBUG_TEACHER, DebugTeacher
 from splade.engines import sparse_retriever
+from splade.requirements import Launchers
 from splade.teacher_scores import ScoredQueries, TeacherScoresTSV, write_scores
 from splade.workarounds.xpmir import cross_scorer
 
@@ -134,7 +134,7 @@ def mine(cfg, datasets, first_stage, index, init_tasks, device) -> ScoredQueries
     :param init_tasks: the tasks that give the first stage its weights
     """
     mining = cfg.mining
-    launcher = find_launcher(mining.requirements)
+    launcher = Launchers(cfg).mining()
     retriever = sparse_retriever(
         cfg.retrieval.engine,
         index=index,

@@ -7,9 +7,9 @@ from xpmir.neural.splade import SpladeTextEncoder, spladeV2_doc, spladeV2_max
 
 from splade import pretrained
 from splade.configuration import Architecture, Model, Regularization
-from splade.encoders import SpladeMaxEncoder
+from splade.encoders import BinaryQueryEncoder, SpladeMaxEncoder
 from splade.regularizer import FlopsRegularizer
-from splade.workarounds.xpmir import BinaryQueryEncoder, InBatchNegativesScorer
+from splade.workarounds.xpmir import InBatchNegativesScorer
 
 #: xpmir's builder of each architecture
 ARCHITECTURES = {Architecture.MAX: spladeV2_max, Architecture.DOC: spladeV2_doc}
@@ -53,7 +53,7 @@ def splade_model(cfg: Model):
         **flops.__arguments__(),
         query_l1=Regularization(cfg.query_regularization) == Regularization.L1,
     )
-    # Same encoders, with a faster inference (splade/encoders.py)
+    # Same encoders, with a faster inference (splade/encoders/splade_max.py)
     encoder = SpladeMaxEncoder.C(**scorer.encoder.__arguments__())
     query_encoder = scorer.query_encoder
     if cfg.query_hf_id:

@@ -15,7 +15,7 @@ from xpm_torch.metrics import ScalarMetric
 from xpmir.neural.dual import FlopsRegularizer as _Flops
 from xpmir.neural.dual import ScheduledFlopsRegularizer
 
-from splade.devices import gather_rows
+from splade.distributed import gather_rows
 
 
 class _Rows:

@@ -10,6 +10,7 @@ import pandas as pd
 from experimaestro import tags as tags_of
 from xpmir.evaluation import EvaluationResult, EvaluationsCollection
 
+from splade import engines
 from splade.efficiency import EvaluateWithEfficiency
 
 logger = logging.getLogger(__name__)
@@ -20,26 +21,6 @@ def tagged(config, tags: Dict[str, object]):
     for key, value in tags.items():
         config.tag(key, value)
     return config
-
-
-def average_nonzeros(index_path: Path) -> float:
-    """Average number of non-zero terms per document of a sparse index (the
-    exhaustive engine's or impact-index's)"""
-    if (index_path / "meta.json").is_file():
-        meta = json.loads((index_path / "meta.json").read_text())
-        return meta["num_postings"] / max(meta["num_docs"], 1)
-
-    import impact_index
-
-    index = impact_index.Index.load(str(index_path), False)
-    postings = sum(
-        index.postings(term).length() for term in range(index.num_postings())
-    )
-    documents = max(
-        (index.postings(term).max_doc_id() for term in range(index.num_postings())),
-        default=-1,
-    )
-    return postings / (documents + 1) if documents >= 0 else 0.0
 
 
 #: Efficiency columns (splade.efficiency.Efficiency), with their rounding
@@ -159,7 +140,7 @@ class ResultsTable(EvaluationsCollection):
         if index is None:
             return None
         try:
-            return average_nonzeros(Path(index.index_path))
+            return engines.average_nonzeros(index)
         except Exception:
             logger.exception("Cannot read the index of %s on %s", tags, key)
             return None

@@ -21,30 +21,23 @@ from datamaestro_ir.transforms import (
     ShuffledTrainingTripletsLines,
     StoreTrainingTripletTopicAdapter,
 )
-from xpm_torch.losses.batchwise import SoftmaxCrossEntropy
 from xpm_torch.trainers import LossTrainer
 from xpmir.datasets.adapters import MemoryTopicStore
-from xpmir.letor.distillation.pairwise import (
-    DistillationPairwiseTrainer,
-    MSEDifferenceLoss,
-)
+from xpmir.letor.distillation.pairwise import DistillationPairwiseTrainer
 from xpmir.letor.processors import StoreHydrator
 
 from splade.configuration import Learner, Loss, Mode, SPLADEConfiguration
 from splade.datasets import Datasets, datamaestro_problem, find, local_split
 from splade.distillation import TeacherPairs
+from splade.losses import DISTILLATION, SoftmaxCrossEntropy
 from splade.teacher_scores import ScoredQueries, TeacherScores
 from splade.workarounds.xpmir import (
     DistillationSamplesSampler,
     HardNegativesSampler,
     InBatchNegativesTrainer,
-    PairwiseKLLoss,
     ProcessedSampler,
     TripletsSampler,
 )
-
-#: Losses on teacher-scored pairs, and their loss function
-DISTILLATION = {Loss.MARGIN_MSE: MSEDifferenceLoss, Loss.KL_DIV: PairwiseKLLoss}
 
 #: loss -> the types of training data it can use
 TRAINING_DATA = {

@@ -25,7 +25,7 @@ def collectives(fabric, out: Path):
     from xpmir.neural.dual import Dense
 
     import splade.workarounds.xpmir as workarounds
-    from splade.devices import gather_rows
+    from splade.distributed import gather_rows
     from splade.workarounds.xpm_torch import broadcast_decision
 
     rank = fabric.global_rank

@@ -30,7 +30,7 @@ from xpmir.evaluation import Evaluate
 from xpmir.index.bow import BOWSparseRetrieverIndexBuilder
 from xpmir.index.sparse import AbstractSparseRetrieverIndexBuilder
 
-from splade.evaluation import requirements
+from splade.requirements import collection_requirements
 from splade.results import ResultsTable
 
 BEIR = ROOT / "splade" / "beir.yaml"
@@ -81,10 +81,14 @@ def test_large_collections_ask_for_more():
     cfg = load(BEIR)
     large = {"nq", "hotpotqa", "dbpedia-entity", "fever", "climate-fever"}
     assert set(cfg.data.test_requirements) == large
+    defaults = collection_requirements(cfg)
+    assert defaults.bm25 == cfg.bm25.requirements
+    assert defaults.indexation == cfg.indexation.requirements
+    assert defaults.retrieval == cfg.retrieval.requirements
     for key in BEIR_13:
+        required = collection_requirements(cfg, key)
         for section in ("bm25", "indexation", "retrieval"):
-            value = requirements(cfg, section, key)
-            default = getattr(cfg, section).requirements
+            value, default = getattr(required, section), getattr(defaults, section)
             assert (value != default) == (key in large), (key, section)
             assert value.startswith(
                 "duration=" + ("12h" if key in large else "2h")

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from splade.exhaustive import SparseIndex, from_csr
-from splade.workarounds.bmp import (
+from splade.engines.bmp.index import (
     MAX_QUERY_WEIGHT,
     MAX_SCORE,
     Searcher,
@@ -25,6 +24,7 @@ from splade.workarounds.bmp import (
     rounded_query,
     write_index,
 )
+from splade.engines.exhaustive import SparseIndex, from_csr
 
 bmp = pytest.importorskip("bmp")
 
@@ -352,7 +352,7 @@ def test_bmp_block_sizes_are_checked(collection, tmp_path):
 def test_bisection_order_groups_similar_documents(tmp_path):
     """impact-index's recursive graph bisection, on the postings: a
     permutation that puts documents of the same topic together"""
-    from splade.engines import bisection_order
+    from splade.engines.bmp import bisection_order
 
     rng = np.random.default_rng(3)
     topics = rng.integers(0, 8, 512)

@@ -91,7 +91,7 @@ def test_the_fabric_has_the_configured_processes():
 
 
 def test_node_requirement():
-    from splade.devices import node_requirement
+    from splade.requirements import node_requirement
 
     GiB = 1024**3
     (node,) = node_requirement(
@@ -118,7 +118,7 @@ def launchers(monkeypatch):
 
 
 def test_the_learner_job_has_one_slurm_task_per_process(launchers):
-    from splade.devices import learner_launcher
+    from splade.requirements import learner_launcher
 
     launchers("slurm")
     cfg = load(DEBUG, "learner.requirements=duration=2 days & cuda(mem=24G)")
@@ -171,7 +171,7 @@ def test_several_nodes_need_a_launcher_that_reaches_them(launchers):
     from experimaestro.launcherfinder.registry import LauncherNotFoundError
 
     from splade.configuration import ConfigurationError
-    from splade.devices import learner_launcher
+    from splade.requirements import learner_launcher
 
     launchers("single-gpu")
     one_gpu = "learner.requirements=duration=2 days & cuda(mem=24G)"

@@ -28,13 +28,11 @@ from xpmir.index.sparse import (
     SparseRetrieverIndex,
 )
 
-from splade.configuration import BMP, Engine, Model
-from splade.engines import (
-    ExhaustiveIndex,
-    ExhaustiveRetriever,
-    WANDIndex,
-    sparse_retriever,
-)
+from splade.configuration import Engine, Model
+from splade.engines import sparse_retriever
+from splade.engines.bmp import BMP
+from splade.engines.exhaustive import ExhaustiveIndex, ExhaustiveRetriever
+from splade.engines.impact import WANDIndex
 from splade.models import load_encoders, splade_model
 
 VOCABULARY = 3000
@@ -267,8 +265,8 @@ def pisa_searcher(random_collection):
     """The PISA index of the random collection, converted as PisaConverter
     converts the exhaustive index"""
     pytest.importorskip("pyterrier_pisa")
-    from splade.exhaustive import SparseIndex, from_csr
-    from splade.pisa import PisaSearcher, write_index
+    from splade.engines.exhaustive import SparseIndex, from_csr
+    from splade.engines.pisa.index import PisaSearcher, write_index
 
     documents, _, _, folder = random_collection
     from_csr(documents, folder / "exhaustive")
@@ -428,7 +426,7 @@ def test_maxscore_is_xpmirs_retriever(debug_setup):
 @pytest.fixture(scope="module")
 def exhaustive_index(debug_setup):
     """The exhaustive index of the 200 encoded debug documents"""
-    from splade.exhaustive import from_csr
+    from splade.engines.exhaustive import from_csr
 
     folder, store, _, _, _, vectors, _ = debug_setup
     from_csr(sp.csr_matrix(vectors), folder / "exhaustive")
@@ -458,7 +456,7 @@ def test_exhaustive_retrieve_all(
     """All the queries at once (encoded in batches, searched on threads):
     the brute-force top-k, as one query at a time"""
     # the parallel search, even for this little work
-    monkeypatch.setattr("splade.engines.PARALLEL_WORK", 0)
+    monkeypatch.setattr("splade.engines.exhaustive.tasks.PARALLEL_WORK", 0)
     _, _, _, scorer, encoders, vectors, documents = debug_setup
     config = ExhaustiveRetriever.C(
         index=exhaustive_index,
@@ -495,7 +493,7 @@ def test_pisa_retriever_on_debug_collection(
     scores, whose float scores are those of the exact top-10 within the
     quantization error"""
     pytest.importorskip("pyterrier_pisa")
-    from splade.engines import PisaIndex, PisaRetriever, convert_to_pisa
+    from splade.engines.pisa import PisaIndex, PisaRetriever, convert_to_pisa
 
     _, store, raw_index, scorer, encoders, vectors, documents = debug_setup
     index = exhaustive_index if source == "exhaustive" else raw_index
@@ -532,8 +530,8 @@ def test_approximate_retrievers_on_debug_collection(
     documents of the collection (the untrained model's vectors are nearly
     uniform, so that recall is measured on the random collection above)"""
     pytest.importorskip("bmp")
-    from splade.engines import SafeBMPIndex, convert_to_bmp
-    from splade.workarounds.bmp import Searcher
+    from splade.engines.bmp import SafeBMPIndex, convert_to_bmp
+    from splade.engines.bmp.index import Searcher
 
     folder, store, index, scorer, encoders, vectors, documents = debug_setup
     raw = impact_index.Index.load(str(folder / "raw"), False)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from splade import exhaustive as ex
+from splade.engines import exhaustive as ex
 
 NUM_DOCS, VOCABULARY, DOC_TERMS = 3000, 3000, 60
 NUM_QUERIES, QUERY_TERMS = 30, 15

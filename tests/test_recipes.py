@@ -19,8 +19,8 @@ from xpmir.letor.distillation.pairwise import (
 from xpmir.letor.trainers.batchwise import BatchwiseTrainer
 from xpmir.neural.splade import MaxAggregation
 
+from splade.encoders import BinaryQueryEncoder
 from splade.workarounds.xpm_torch import LastEpochMetrics, StaleCheckpointsCleaner
-from splade.workarounds.xpmir import BinaryQueryEncoder
 
 MSMARCO = "com.microsoft.msmarco.passage"
 
@@ -253,7 +253,7 @@ def test_the_retrieval_engine_is_chosen_in_yaml(
 def test_the_default_engine_is_exhaustive(tmp_path):
     """The SPLADE index is the exhaustive engine's, searched as it is"""
     from splade.efficiency import EvaluateWithEfficiency
-    from splade.engines import ExhaustiveIndexBuilder, ExhaustiveRetriever
+    from splade.engines.exhaustive import ExhaustiveIndexBuilder, ExhaustiveRetriever
 
     tasks = dry_run(load(ROOT / "splade" / "debug.yaml"), tmp_path)
     (builder,) = of_type(tasks, AbstractSparseRetrieverIndexBuilder)
@@ -340,7 +340,7 @@ def test_splade_pp_self_distil_chains_its_stages(graphs):
 
 
 def test_efficient_splade(graphs):
-    from splade.workarounds.xpmir import PairwiseKLLoss
+    from splade.losses import PairwiseKLLoss
 
     for name, query_encoder in (
         ("efficient_splade_v", "distilbert-base-uncased"),

@@ -13,8 +13,8 @@ import pytest
 import scipy.sparse as sp
 from conftest import ROOT, failure_report, load, run, user_environment
 
-from splade.exhaustive import IndexBuilder, SparseIndex, from_csr
-from splade.shards import merge, shard_range
+from splade.engines.exhaustive import IndexBuilder, SparseIndex, from_csr
+from splade.engines.exhaustive.shards import merge, shard_range
 
 DEBUG = ROOT / "splade" / "debug.yaml"
 
@@ -87,7 +87,7 @@ def test_the_shards_are_tasks_merged_by_one(tmp_path):
     from dryrun import dry_run, of_type
     from xpmir.evaluation import Evaluate
 
-    from splade.shards import MergeShards, ShardIndexBuilder
+    from splade.engines.exhaustive.shards import MergeShards, ShardIndexBuilder
 
     tasks = dry_run(load(DEBUG, "indexation.shards=2"), tmp_path)
     shards = of_type(tasks, ShardIndexBuilder)

@@ -5,7 +5,7 @@ Tests of the upstream behaviour: ``tests/test_engines.py``.
 The ``bmp`` engine no longer uses these classes: impact-index's BMP
 conversion lets scores overflow BMP's 16-bit counter, and its searcher
 shares the faults of the ``bmp`` package's (``tests/test_bmp.py``); see
-:mod:`splade.workarounds.bmp` and :class:`splade.engines.SafeBMPConverter`.
+:mod:`splade.engines.bmp.index` and :class:`splade.engines.bmp.SafeBMPConverter`.
 They are kept so that experiments that used them can be read again.
 """
 

@@ -8,18 +8,13 @@ Tests of the upstream behaviour: ``tests/test_workarounds.py``.
 import itertools
 import logging
 import sys
-from pathlib import Path
-from typing import List, Optional
 
 import numpy as np
 import torch
 from datamaestro_ir.data import SimpleTextItem
 from datamaestro_ir.data.distillation import PairwiseDistillationSamplesTSV
-from experimaestro import Param, field
 from xpm_torch.datasets import InfiniteDataset
-from xpm_torch.module import initialized
 from xpm_torch.trainers.context import TrainerContext
-from xpmir.letor.distillation.pairwise import DistillationPairwiseLoss
 from xpmir.letor.distillation.samplers import DistillationPairwiseSampler
 from xpmir.letor.records import PairwiseItem
 from xpmir.letor.samplers import PairwiseModelBasedSampler, TripletBasedSampler
@@ -30,11 +25,8 @@ from xpmir.neural.dual import DualVectorListener, DualVectorScorerListener
 from xpmir.neural.splade import SpladeScorer
 from xpmir.rankers import ScoredDocument
 from xpmir.rankers.full import FullRetrieverRescorer as _FullRetrieverRescorer
-from xpmir.text import TokenizerOptions
-from xpmir.text.encoders import InputType, TextEncoderBase, TextsRepresentationOutput
-from xpmir.text.huggingface import HFTokenizerBase
 
-from splade.devices import gather_rows
+from splade.distributed import gather_rows
 from splade.workarounds.xpm_torch import InterleavedLines, InterleavedShards
 
 
@@ -62,59 +54,6 @@ class FullRetrieverRescorer(_FullRetrieverRescorer):
                 ]
             )
         pbar.update(scores.numel())
-
-
-class BinaryQueryEncoder(TextEncoderBase[InputType, TextsRepresentationOutput]):
-    """SPLADE-doc's query encoder: the binary bag of the query's tokens
-
-    xpmir 1.5.0's ``OneHotHuggingFaceEncoder`` (used by ``spladeV2_doc``)
-    (xpmir/text/huggingface/encoders.py:112) still takes strings and returns a
-    bare tensor, while the scorers and the ``SparseRetriever`` of the same
-    release give records and expect a ``TextsRepresentationOutput``:
-    SPLADE-doc can be neither trained nor evaluated with it. This encoder
-    uses the document encoder's tokenizer.
-    """
-
-    __xpmid__ = "splade.workarounds.binaryqueryencoder"
-
-    tokenizer: Param[HFTokenizerBase[InputType]]
-    """The tokenizer (shared with the document encoder)"""
-
-    maxlen: Param[Optional[int]] = field(default=None, ignore_default=True)
-    """Maximum number of tokens of a query"""
-
-    def __initialize__(self):
-        super().__initialize__()
-        self.tokenizer.initialize()
-        hf_tokenizer = self.tokenizer.tokenizer.tokenizer
-        self._special = sorted(set(hf_tokenizer.all_special_ids))
-        self._dimension = len(hf_tokenizer)
-        # No parameter is learned, but the module must know its device
-        self.register_buffer("_device", torch.zeros(0), persistent=False)
-
-    @property
-    def dimension(self):
-        return self._dimension
-
-    def static(self):
-        return True
-
-    @initialized
-    def forward(self, texts: List[InputType]) -> TextsRepresentationOutput:
-        tokenized = self.tokenizer.tokenize(
-            texts, options=TokenizerOptions(self.maxlen)
-        )
-        value = torch.zeros(len(texts), self.dimension, device=self._device.device)
-        ids = tokenized.ids.to(value.device)
-        value.scatter_(1, ids, 1.0)
-        value[:, self._special] = 0
-        return TextsRepresentationOutput(value, tokenized)
-
-    def save_model(self, path: Path):
-        path.mkdir(parents=True, exist_ok=True)
-
-    def load_model(self, path: Path):
-        pass
 
 
 class HardNegativesSampler(PairwiseModelBasedSampler):
@@ -358,22 +297,24 @@ class InBatchNegativesTrainer(BatchwiseTrainer):
 
 
 class _NoTraceback(logging.Filter):
-    """Drops the traceback record of a configuration error, or of failed
-    jobs (their own logs have the traceback)"""
+    """Drops the traceback record of the user's errors, or of failed jobs
+    (their own logs have the traceback)"""
+
+    def __init__(self, errors):
+        super().__init__()
+        self.errors = errors
 
     def filter(self, record: logging.LogRecord) -> bool:
         from experimaestro.scheduler.experiment import FailedExperiment
 
-        from splade.configuration import ConfigurationError
-
         exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, (ConfigurationError, FailedExperiment))
+        return not isinstance(exc, (*self.errors, FailedExperiment))
 
 
-def report_configuration_errors_without_traceback():
-    """Makes a :class:`~splade.configuration.ConfigurationError` of the
-    experiment (or its failed jobs) a one-line report, without a Python
-    traceback
+def report_without_traceback(*errors: type):
+    """Makes an error of one of these types (e.g. the package's
+    ``ConfigurationError``) raised by the experiment, or its failed jobs, a
+    one-line report, without a Python traceback
 
     xpmir 1.5.0's ``IRExperimentHelper.run`` (xpmir/experiments/ir.py:57)
     logs every exception of the experiment function with its traceback
@@ -385,32 +326,7 @@ def report_configuration_errors_without_traceback():
     """
     root = logging.getLogger()
     if not any(isinstance(f, _NoTraceback) for f in root.filters):
-        root.addFilter(_NoTraceback())
-
-
-class PairwiseKLLoss(DistillationPairwiseLoss):
-    """KL divergence between the teacher's and the student's distributions
-    over the (positive, negative) pair of each query: Efficient SPLADE's
-    distillation loss (Lassance and Clinchant, SIGIR 2022)
-
-    xpmir 1.5.0's ``DistillationKLLoss.compute``
-    (xpmir/letor/distillation/pairwise.py:93-104) stacks
-    ``scores[:, 0].unsqueeze(0)``: its softmax runs over the 2B scores of the
-    batch at once, and the teacher tensor (1 x 2B x 1) broadcasts the KL to
-    (1, 2B, 2B); the loss it returns has 2B values, and xpm_torch's trainer
-    fails when it adds it to the total loss. Here the softmax is over each
-    query's two scores.
-    """
-
-    NAME = "pairwise-KL"
-
-    def compute(self, student_scores, teacher_scores, info):
-        return torch.nn.functional.kl_div(
-            torch.log_softmax(student_scores, dim=1),
-            torch.log_softmax(teacher_scores, dim=1),
-            log_target=True,
-            reduction="batchmean",
-        )
+        root.addFilter(_NoTraceback(errors))
 
 
 class RelevanceMeasure(Measure):

@@ -37,6 +37,8 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+__all__ = ["ALGORITHMS", "ENCODING", "PisaSearcher", "write_index"]
+
 #: Index encoding (PISA's default in pyterrier-pisa)
 ENCODING = "block_simdbp"
 ALGORITHMS = ("block_max_maxscore", "block_max_wand", "maxscore", "wand")
@@ -56,7 +58,7 @@ def write_index(
     index, folder, scale: float = 100.0, block_size: int = 64
 ) -> Dict[str, float]:
     """Writes the PISA index of a term-major index
-    (:class:`splade.exhaustive.SparseIndex`, possibly memory-mapped)
+    (:class:`splade.engines.exhaustive.SparseIndex`, possibly memory-mapped)
 
     The binary collection (``inv.docs``, ``inv.freqs``) is written term by
     term with numpy (pyterrier-pisa's own indexer inverts documents in

@@ -1,4 +1,5 @@
-"""Work-arounds for BMP's integer arithmetic: the ``bmp`` package 0.2.8
+"""The BMP engine's index writer and searcher, which work around BMP's
+integer arithmetic: the ``bmp`` package 0.2.8
 (https://github.com/pisa-engine/BMP, the authors') and impact-index 1.7.1's
 port (``impact_index.BmpSearcher``, built from the fork
 https://github.com/bpiwowar/BMP) share the search code, and read the same
@@ -63,6 +64,22 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import numpy as np
+
+__all__ = [
+    "DEFAULT_QUERY_LEVELS",
+    "MAX_IMPACT",
+    "MAX_QUERY_WEIGHT",
+    "MAX_SCORE",
+    "Searcher",
+    "bmp_query_weights",
+    "document_stats",
+    "kth_column",
+    "quantize",
+    "query_weights",
+    "rounded_query",
+    "safe_scale",
+    "write_index",
+]
 
 #: Largest quantized query weight (``MAX_TERM_WEIGHT``)
 MAX_QUERY_WEIGHT = 32
@@ -135,7 +152,7 @@ def write_index(
     query_levels: int = DEFAULT_QUERY_LEVELS,
 ) -> Dict:
     """Writes the BMP index of a term-major index
-    (:class:`splade.exhaustive.SparseIndex`) with the ``bmp`` package's
+    (:class:`splade.engines.exhaustive.SparseIndex`) with the ``bmp`` package's
     ``InvertedIndexer``: document weights stored as ``int(scale * w)``
     (``scale``: :func:`safe_scale` by default; postings stored as 0 are
     dropped), term ``t`` named ``str(t)``, then the sentinel block; a

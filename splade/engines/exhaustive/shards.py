@@ -12,11 +12,11 @@ that one task builds: the slices are whole batches of
 ``indexation.batch_size`` documents, so that each document is encoded in the
 same batch as by one task.
 
-Only the exhaustive engine (the default) is sharded: impact-index, which the
-other engines search, cannot merge indices.
+Only the exhaustive index is sharded (the exhaustive engine's, and those
+converted from it: PISA, BMP): impact-index, which the other engines search,
+cannot merge indices.
 """
 
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -26,19 +26,18 @@ import numpy as np
 from datamaestro_ir.data import DocumentStore
 from experimaestro import Meta, Param, PathGenerator, Task, field
 
-from splade.configuration import Engine, EngineName, Indexation
-from splade.engines import ExhaustiveIndex, ExhaustiveIndexBuilder, index_builder
+from splade.engines.exhaustive.format import SparseIndex, npy_header, write_meta
+from splade.engines.exhaustive.tasks import ExhaustiveIndex, ExhaustiveIndexBuilder
+
+__all__ = [
+    "MergeShards",
+    "ShardIndexBuilder",
+    "merge",
+    "shard_builders",
+    "shard_range",
+]
 
 logger = logging.getLogger(__name__)
-
-
-def problems(indexation: Indexation, engine: Engine) -> List[str]:
-    if indexation.shards > 1 and EngineName(engine.name) != EngineName.EXHAUSTIVE:
-        return [
-            f"indexation.shards: only the exhaustive engine's index can be"
-            f" sharded (retrieval.engine.name is {engine.name})"
-        ]
-    return []
 
 
 def shard_range(total: int, shard: int, shards: int, batch: int) -> Tuple[int, int]:
@@ -58,6 +57,9 @@ class ShardIndexBuilder(ExhaustiveIndexBuilder):
     encodes from the document after the one that ``create_index_builder``
     returns (its hook to resume a build) to ``max_docs``.
     """
+
+    # (its identifier when it was in splade/shards.py)
+    __xpmid__ = "splade.shards.shardindexbuilder"
 
     shard: Param[int]
     """The shard (from 0)"""
@@ -94,6 +96,9 @@ class MergeShards(Task):
     """Merges the indices of the shards into the index of the collection
     (:func:`merge`)"""
 
+    # (its identifier when it was in splade/shards.py)
+    __xpmid__ = "splade.shards.mergeshards"
+
     shards: Param[List[ExhaustiveIndex]]
     """The indices of the shards, in order"""
 
@@ -118,42 +123,32 @@ class MergeShards(Task):
         logger.info("Merged %d shards: %s", len(folders), index)
 
 
-def index_builders(
-    engine: Engine, indexation: Indexation, **settings
-) -> List[ExhaustiveIndexBuilder]:
-    """The tasks that encode and index the documents (to submit): one (see
-    :func:`splade.engines.index_builder`), or one per shard, whose indices
-    :class:`MergeShards` merges
+def shard_builders(shards: int, **common) -> List[ShardIndexBuilder]:
+    """The tasks that encode the ``shards`` slices of the documents (to
+    submit), whose indices :class:`MergeShards` merges
 
-    :param settings: ``documents``, ``encoder``, ``batch_size``,
+    :param common: ``documents``, ``encoder``, ``batch_size``,
         ``max_docs``, ``fabric_config``
     """
-    if indexation.shards == 1:
-        return [index_builder(engine, **settings)]
     return [
         ShardIndexBuilder.C(
             shard=shard,
-            shards=indexation.shards,
-            alignment=settings["batch_size"],
+            shards=shards,
+            alignment=common["batch_size"],
             ordered_index=False,
-            **settings,
+            **common,
         )
-        for shard in range(indexation.shards)
+        for shard in range(shards)
     ]
 
 
-# --- Merging (the format of splade.exhaustive)
+# --- Merging (the format of splade.engines.exhaustive.format)
 
 
 def _write_array(path: Path, dtype, length: int):
     """A ``.npy`` file of ``length`` values, open for writing them"""
     fp = path.open("wb")
-    header = {
-        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-        "fortran_order": False,
-        "shape": (int(length),),
-    }
-    np.lib.format.write_array_header_1_0(fp, header)
+    fp.write(npy_header(dtype, length))
     return fp
 
 
@@ -163,8 +158,6 @@ def merge(folders: Sequence[Path], folder: Path, memory_budget: int = 1 << 28):
     postings of a term are the shards' postings of the term, in order.
     Reads and writes ``memory_budget`` bytes of postings at a time (a term
     longer than that at once); returns the index (memory-mapped)"""
-    from splade.exhaustive import FORMAT, VERSION, SparseIndex
-
     shards = [SparseIndex.load(path, mmap=True) for path in folders]
     num_terms = max(shard.num_terms for shard in shards)
     num_docs = max(shard.num_docs for shard in shards)
@@ -208,12 +201,5 @@ def merge(folders: Sequence[Path], folder: Path, memory_budget: int = 1 << 28):
             docs.tofile(fdocs)
             weights.tofile(fweights)
             start = stop
-    meta = {
-        "format": FORMAT,
-        "version": VERSION,
-        "num_docs": int(num_docs),
-        "num_terms": int(num_terms),
-        "num_postings": total,
-    }
-    (folder / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_meta(folder, num_docs, num_terms, total)
     return SparseIndex.load(folder, mmap=True)

@@ -1,0 +1,309 @@
+"""The exhaustive engine's search kernels (numba): accumulation of the
+query terms' postings into a float32 accumulator, and the top-k selection
+(see :class:`~splade.engines.exhaustive.search.Searcher`)"""
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["buffer_size", "search_batch", "search_one"]
+
+
+@njit(cache=True)
+def _accumulate(offsets, docids, weights, q_terms, q_weights, acc, touched, track):
+    """Adds every posting of the query terms into ``acc``; with ``track``,
+    lists the documents whose score was 0 before (``touched``, of
+    ``num_docs + 1`` entries) and returns their number, or -1 when the list
+    is full (possible only when a score comes back to exactly 0: negative
+    weights; or when every document is reached)"""
+    num_terms = offsets.shape[0] - 1
+    n = 0
+    last = touched.shape[0] - 1
+    for i in range(q_terms.shape[0]):
+        t = q_terms[i]
+        w = q_weights[i]
+        if t < 0 or t >= num_terms or w == 0:
+            continue
+        start, stop = offsets[t], offsets[t + 1]
+        if track:
+            # branch-free (whether a document was reached before is
+            # unpredictable): always write, advance when it was not
+            for p in range(start, stop):
+                d = docids[p]
+                old = acc[d]
+                touched[n] = d
+                n = min(n + (old == 0), last)
+                acc[d] = old + w * weights[p]
+        else:
+            for p in range(start, stop):
+                d = docids[p]
+                acc[d] += w * weights[p]
+    return -1 if n == last else n
+
+
+@njit(cache=True)
+def _postings_count(offsets, q_terms, q_weights):
+    num_terms = offsets.shape[0] - 1
+    total = 0
+    for i in range(q_terms.shape[0]):
+        t = q_terms[i]
+        if t >= 0 and t < num_terms and q_weights[i] != 0:
+            total += offsets[t + 1] - offsets[t]
+    return total
+
+
+# Candidates of the key-buffer top-k: a positive float32 score has an
+# integer bit pattern that grows with it, hence the uint64 key
+# ``(0x7FFFFFFF - bits(score)) << 32 | doc``: smaller is better, by decreasing
+# score then increasing document id (keys are unique).
+_KEY_SHIFT = np.uint64(32)
+_DOC_MASK = np.uint64(0xFFFFFFFF)
+_TOP_BITS = np.uint32(0x7FFFFFFF)
+# Keys below this one have a score > 0: a zero score has the top half
+# 0x7FFFFFFF, a negative one (sign bit set) wraps around above it. (NaN
+# weights are not supported.) Starting from this threshold, the candidate
+# test is a single comparison: two tests, one of them whether the score is
+# 0, made the branch unpredictable (4x slower with half the documents at 0)
+_POSITIVE = np.uint64(0x7FFFFFFF) << np.uint64(32)
+
+
+# (numba's np.partition and np.sort take seconds to compile: small ones here)
+
+
+@njit(cache=True, inline="always")
+def _partition(keys, lo, hi):
+    """Hoare partition of ``keys[lo:hi + 1]`` around a median of three:
+    returns (j, i), j < i, with keys[lo:j + 1] <= pivot <= keys[i:hi + 1]
+    (and keys between them equal to the pivot)"""
+    a, b, c = keys[lo], keys[(lo + hi) >> 1], keys[hi]
+    if a > b:
+        a, b = b, a
+    pivot = max(a, min(b, c))
+    i, j = lo, hi
+    while i <= j:
+        while keys[i] < pivot:
+            i += 1
+        while keys[j] > pivot:
+            j -= 1
+        if i <= j:
+            keys[i], keys[j] = keys[j], keys[i]
+            i += 1
+            j -= 1
+    return j, i
+
+
+@njit(cache=True)
+def _smallest(keys, k):
+    """Moves the ``k`` smallest keys to ``keys[:k]`` (unordered; quickselect)"""
+    lo, hi = 0, keys.shape[0] - 1
+    while lo < hi:
+        j, i = _partition(keys, lo, hi)
+        if k - 1 <= j:
+            hi = j
+        elif k - 1 >= i:
+            lo = i
+        else:
+            return
+
+
+@njit(cache=True)
+def _sort_keys(keys):
+    """In-place quicksort (insertion sort below 16 keys)"""
+    stack = np.empty(128, np.int64)
+    stack[0], stack[1] = 0, keys.shape[0] - 1
+    top = 2
+    while top > 0:
+        top -= 2
+        lo, hi = stack[top], stack[top + 1]
+        while hi - lo > 16:
+            j, i = _partition(keys, lo, hi)
+            # the larger part waits on the stack (depth O(log n))
+            if j - lo < hi - i:
+                stack[top], stack[top + 1] = i, hi
+                hi = j
+            else:
+                stack[top], stack[top + 1] = lo, j
+                lo = i
+            top += 2
+        for x in range(lo + 1, hi + 1):
+            value = keys[x]
+            y = x - 1
+            while y >= lo and keys[y] > value:
+                keys[y + 1] = keys[y]
+                y -= 1
+            keys[y + 1] = value
+
+
+@njit(cache=True)
+def _compact(buffer, size, k):
+    """Keeps the ``k`` smallest keys of ``buffer[:size]`` (unordered) in
+    ``buffer[:k]``; returns the largest of them (the new threshold)"""
+    _smallest(buffer[:size], k)
+    return buffer[:k].max()
+
+
+@njit(cache=True)
+def _finish(buffer, size, k, out_docs, out_scores):
+    """Sorts the candidates, writes the first k; returns their number"""
+    count = min(size, k)
+    if size > k:
+        _smallest(buffer[:size], k)
+    keys = buffer[:count]
+    _sort_keys(keys)
+    score_bits = out_scores.view(np.uint32)
+    for i in range(count):
+        key = keys[i]
+        out_docs[i] = np.int64(key & _DOC_MASK)
+        score_bits[i] = _TOP_BITS - np.uint32(key >> _KEY_SHIFT)
+    return count
+
+
+# The candidate test of the top-k: while the threshold is loose (the first
+# documents), about half the documents pass, unpredictably: a branch-free
+# append is faster; then few pass, and a branch (rarely taken) is cheaper.
+# ``warmup`` documents are read the first way (see _WARMUP).
+
+
+@njit(cache=True)
+def _select_listed(acc, touched, n, k, buffer, out_docs, out_scores, warmup):
+    """Top-k of the listed documents (score > 0), resetting their
+    accumulators (a document listed twice is seen once: its second reading
+    is 0)"""
+    bits = acc.view(np.uint32)
+    capacity = buffer.shape[0]
+    size = 0
+    threshold = _POSITIVE
+    switch = min(n, warmup)
+    for i in range(switch):
+        d = touched[i]
+        b = bits[d]
+        acc[d] = 0
+        key = (np.uint64(_TOP_BITS - b) << _KEY_SHIFT) | np.uint64(d)
+        buffer[size] = key
+        size += key < threshold
+        if size == capacity:
+            threshold = _compact(buffer, size, k)
+            size = k
+    for i in range(switch, n):
+        d = touched[i]
+        b = bits[d]
+        acc[d] = 0
+        key = (np.uint64(_TOP_BITS - b) << _KEY_SHIFT) | np.uint64(d)
+        if key < threshold:
+            buffer[size] = key
+            size += 1
+            if size == capacity:
+                threshold = _compact(buffer, size, k)
+                size = k
+    return _finish(buffer, size, k, out_docs, out_scores)
+
+
+@njit(cache=True)
+def _select_scan(acc, k, buffer, out_docs, out_scores, warmup):
+    """Top-k of every document (score > 0), then resets the accumulator"""
+    bits = acc.view(np.uint32)
+    capacity = buffer.shape[0]
+    size = 0
+    threshold = _POSITIVE
+    n = acc.shape[0]
+    switch = min(n, warmup)
+    for d in range(switch):
+        b = bits[d]
+        key = (np.uint64(_TOP_BITS - b) << _KEY_SHIFT) | np.uint64(d)
+        buffer[size] = key
+        size += key < threshold
+        if size == capacity:
+            threshold = _compact(buffer, size, k)
+            size = k
+    for d in range(switch, n):
+        b = bits[d]
+        key = (np.uint64(_TOP_BITS - b) << _KEY_SHIFT) | np.uint64(d)
+        if key < threshold:
+            buffer[size] = key
+            size += 1
+            if size == capacity:
+                threshold = _compact(buffer, size, k)
+                size = k
+    acc[:] = 0
+    return _finish(buffer, size, k, out_docs, out_scores)
+
+
+_WARMUP = 32
+
+
+def buffer_size(k: int) -> int:
+    """Candidates buffered before a compaction"""
+    return 2 * k + 1024
+
+
+@njit(cache=True)
+def search_one(
+    offsets,
+    docids,
+    weights,
+    q_terms,
+    q_weights,
+    k,
+    acc,
+    touched,
+    buffer,
+    dense_ratio,
+    out_docs,
+    out_scores,
+):
+    """One query: returns the number of results, written (sorted) in
+    ``out_docs`` and ``out_scores``"""
+    if k <= 0:
+        return 0
+    postings = _postings_count(offsets, q_terms, q_weights)
+    if postings == 0:
+        return 0
+    dense = postings >= dense_ratio * acc.shape[0]
+    n = _accumulate(
+        offsets, docids, weights, q_terms, q_weights, acc, touched, not dense
+    )
+    warmup = _WARMUP * k
+    if dense or n < 0:
+        return _select_scan(acc, k, buffer, out_docs, out_scores, warmup)
+    return _select_listed(acc, touched, n, k, buffer, out_docs, out_scores, warmup)
+
+
+@njit(cache=True, parallel=True)
+def search_batch(
+    offsets,
+    docids,
+    weights,
+    q_indptr,
+    q_terms,
+    q_weights,
+    k,
+    num_docs,
+    workers,
+    dense_ratio,
+    buffer_size,
+    out_docs,
+    out_scores,
+    out_counts,
+):
+    """Queries ``q`` of the CSR arrays, interleaved over ``workers`` (each
+    with its own accumulator)"""
+    num_queries = q_indptr.shape[0] - 1
+    for w in prange(workers):
+        acc = np.zeros(num_docs, np.float32)
+        touched = np.empty(num_docs + 1, np.uint32)
+        buffer = np.empty(buffer_size, np.uint64)
+        for q in range(w, num_queries, workers):
+            a, b = q_indptr[q], q_indptr[q + 1]
+            out_counts[q] = search_one(
+                offsets,
+                docids,
+                weights,
+                q_terms[a:b],
+                q_weights[a:b],
+                k,
+                acc,
+                touched,
+                buffer,
+                dense_ratio,
+                out_docs[q],
+                out_scores[q],
+            )
