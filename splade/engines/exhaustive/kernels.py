@@ -5,7 +5,14 @@ query terms' postings into a float32 accumulator, and the top-k selection
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["buffer_size", "search_batch", "search_one"]
+__all__ = [
+    "BRANCH_FREE",
+    "SELECTIONS",
+    "buffer_size",
+    "postings_count",
+    "search_batch",
+    "search_one",
+]
 
 
 @njit(cache=True)
@@ -41,7 +48,9 @@ def _accumulate(offsets, docids, weights, q_terms, q_weights, acc, touched, trac
 
 
 @njit(cache=True)
-def _postings_count(offsets, q_terms, q_weights):
+def postings_count(offsets, q_terms, q_weights):
+    """Number of postings that a query reads (those of its terms in the
+    vocabulary, of a weight other than 0)"""
     num_terms = offsets.shape[0] - 1
     total = 0
     for i in range(q_terms.shape[0]):
@@ -160,7 +169,7 @@ def _finish(buffer, size, k, out_docs, out_scores):
 # The candidate test of the top-k: while the threshold is loose (the first
 # documents), about half the documents pass, unpredictably: a branch-free
 # append is faster; then few pass, and a branch (rarely taken) is cheaper.
-# ``warmup`` documents are read the first way (see _WARMUP).
+# ``warmup`` documents are read the first way (see BRANCH_FREE).
 
 
 @njit(cache=True)
@@ -227,12 +236,117 @@ def _select_scan(acc, k, buffer, out_docs, out_scores, warmup):
     return _finish(buffer, size, k, out_docs, out_scores)
 
 
-_WARMUP = 32
+#: Documents per result appended branch-free to the key buffer, before
+#: the selection switches to a branch (see ``Searcher``)
+BRANCH_FREE = 32
 
 
 def buffer_size(k: int) -> int:
     """Candidates buffered before a compaction"""
     return 2 * k + 1024
+
+
+# The alternative selection (``Searcher(selection="heap")``): a binary heap
+# of the k best, worst at the root, written in the output arrays
+
+
+@njit(cache=True, inline="always")
+def _worse(score_a, doc_a, score_b, doc_b):
+    """Whether (score_a, doc_a) ranks after (score_b, doc_b)"""
+    return score_a < score_b or (score_a == score_b and doc_a > doc_b)
+
+
+@njit(cache=True)
+def _sift_down(heap_s, heap_d, size, i):
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            return
+        child = left
+        right = left + 1
+        if right < size and _worse(
+            heap_s[right], heap_d[right], heap_s[left], heap_d[left]
+        ):
+            child = right
+        if _worse(heap_s[child], heap_d[child], heap_s[i], heap_d[i]):
+            heap_s[i], heap_s[child] = heap_s[child], heap_s[i]
+            heap_d[i], heap_d[child] = heap_d[child], heap_d[i]
+            i = child
+        else:
+            return
+
+
+@njit(cache=True)
+def _heap_offer(heap_s, heap_d, size, k, score, doc):
+    """Offers a candidate to a heap of the k best; returns the new size"""
+    if size < k:
+        i = size
+        heap_s[i] = score
+        heap_d[i] = doc
+        while i > 0:
+            parent = (i - 1) // 2
+            if _worse(heap_s[i], heap_d[i], heap_s[parent], heap_d[parent]):
+                heap_s[i], heap_s[parent] = heap_s[parent], heap_s[i]
+                heap_d[i], heap_d[parent] = heap_d[parent], heap_d[i]
+                i = parent
+            else:
+                break
+        return size + 1
+    if _worse(heap_s[0], heap_d[0], score, doc):
+        heap_s[0] = score
+        heap_d[0] = doc
+        _sift_down(heap_s, heap_d, size, 0)
+    return size
+
+
+@njit(cache=True)
+def _heap_sort(heap_s, heap_d, size):
+    """Sorts the heap in place, best first"""
+    n = size
+    while n > 1:
+        n -= 1
+        heap_s[0], heap_s[n] = heap_s[n], heap_s[0]
+        heap_d[0], heap_d[n] = heap_d[n], heap_d[0]
+        _sift_down(heap_s, heap_d, n, 0)
+
+
+@njit(cache=True)
+def _heap_listed(acc, touched, n, k, out_docs, out_scores):
+    """Top-k of the listed documents (score > 0) by a heap, resetting their
+    accumulators"""
+    size = 0
+    for i in range(n):
+        d = touched[i]
+        s = acc[d]
+        acc[d] = 0
+        if s > 0:
+            if (
+                size < k
+                or s > out_scores[0]
+                or (s == out_scores[0] and d < out_docs[0])
+            ):
+                size = _heap_offer(out_scores, out_docs, size, k, s, d)
+    _heap_sort(out_scores, out_docs, size)
+    return size
+
+
+@njit(cache=True)
+def _heap_scan(acc, k, out_docs, out_scores):
+    """Top-k of every document (score > 0) by a heap, then resets the
+    accumulator"""
+    size = 0
+    # documents in increasing order: a tie never displaces
+    for d in range(acc.shape[0]):
+        s = acc[d]
+        if s > 0 and (size < k or s > out_scores[0]):
+            size = _heap_offer(out_scores, out_docs, size, k, s, d)
+    acc[:] = 0
+    _heap_sort(out_scores, out_docs, size)
+    return size
+
+
+#: Top-k selections (``Searcher(selection=...)``): name -> kernel switch
+SELECTIONS = {"keys": 0, "heap": 1}
 
 
 @njit(cache=True)
@@ -249,19 +363,30 @@ def search_one(
     dense_ratio,
     out_docs,
     out_scores,
+    branch_free=BRANCH_FREE,
+    selection=0,
 ):
     """One query: returns the number of results, written (sorted) in
-    ``out_docs`` and ``out_scores``"""
+    ``out_docs`` and ``out_scores``
+
+    :param branch_free: documents per result appended branch-free to the
+        key buffer before the selection switches to a branch
+    :param selection: 0: key buffer, 1: heap (:data:`SELECTIONS`)
+    """
     if k <= 0:
         return 0
-    postings = _postings_count(offsets, q_terms, q_weights)
+    postings = postings_count(offsets, q_terms, q_weights)
     if postings == 0:
         return 0
     dense = postings >= dense_ratio * acc.shape[0]
     n = _accumulate(
         offsets, docids, weights, q_terms, q_weights, acc, touched, not dense
     )
-    warmup = _WARMUP * k
+    if selection == 1:
+        if dense or n < 0:
+            return _heap_scan(acc, k, out_docs, out_scores)
+        return _heap_listed(acc, touched, n, k, out_docs, out_scores)
+    warmup = branch_free * k
     if dense or n < 0:
         return _select_scan(acc, k, buffer, out_docs, out_scores, warmup)
     return _select_listed(acc, touched, n, k, buffer, out_docs, out_scores, warmup)
@@ -283,6 +408,8 @@ def search_batch(
     out_docs,
     out_scores,
     out_counts,
+    branch_free=BRANCH_FREE,
+    selection=0,
 ):
     """Queries ``q`` of the CSR arrays, interleaved over ``workers`` (each
     with its own accumulator)"""
@@ -306,4 +433,6 @@ def search_batch(
                 dense_ratio,
                 out_docs[q],
                 out_scores[q],
+                branch_free,
+                selection,
             )

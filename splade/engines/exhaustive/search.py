@@ -17,7 +17,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from splade.engines.exhaustive.kernels import buffer_size, search_batch, search_one
+from splade.engines.exhaustive.kernels import (
+    BRANCH_FREE,
+    SELECTIONS,
+    buffer_size,
+    postings_count,
+    search_batch,
+    search_one,
+)
 
 __all__ = ["Searcher"]
 
@@ -66,9 +73,30 @@ class Searcher:
     list), plus the index.
     """
 
-    def __init__(self, index, dense_ratio: float = 0.5):
+    def __init__(
+        self,
+        index,
+        dense_ratio: float = 0.5,
+        branch_free: int = BRANCH_FREE,
+        selection: str = "keys",
+    ):
+        """
+        :param dense_ratio: a query reading fewer than ``dense_ratio *
+            num_docs`` postings lists the documents it reaches (0: never,
+            ``inf``: always)
+        :param branch_free: documents per result appended branch-free to
+            the key buffer before the top-k switches to a branch (32; a very
+            large number: always branch-free)
+        :param selection: the top-k selection, ``"keys"`` (the key buffer)
+            or ``"heap"`` (a binary heap of the k best: the alternative
+            measured against it)
+        """
+        if selection not in SELECTIONS:
+            raise ValueError(f"unknown selection {selection!r}: {list(SELECTIONS)}")
         self.index = index
         self.dense_ratio = float(dense_ratio)
+        self.branch_free = int(branch_free)
+        self.selection = selection
         self._acc = np.zeros(index.num_docs, np.float32)
         self._touched = np.empty(index.num_docs + 1, np.uint32)
         self._buffer = np.empty(0, np.uint64)
@@ -105,8 +133,15 @@ class Searcher:
             self.dense_ratio,
             out_docs,
             out_scores,
+            self.branch_free,
+            SELECTIONS[self.selection],
         )
         return out_docs[:size], out_scores[:size]
+
+    def postings(self, term_ids, weights) -> int:
+        """The number of postings that :meth:`search` reads for a query"""
+        term_ids, weights = self._query(term_ids, weights)
+        return int(postings_count(self.index.offsets, term_ids, weights))
 
     def search_batch(
         self, queries, k: int, threads: int = 1
@@ -147,6 +182,8 @@ class Searcher:
                 out_docs,
                 out_scores,
                 out_counts,
+                self.branch_free,
+                SELECTIONS[self.selection],
             )
         finally:
             numba.set_num_threads(previous)
