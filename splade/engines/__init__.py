@@ -33,6 +33,7 @@ from splade.engines.exhaustive import (
 )
 from splade.engines.impact import MaxScoreEngine, WANDEngine
 from splade.engines.pisa import PisaEngine
+from splade.engines.pruned import PrunedEngine
 from splade.engines.seismic import SeismicEngine
 
 __all__ = [
@@ -60,6 +61,7 @@ ENGINES: Dict[str, Type[Engine]] = {
         PisaEngine,
         BMPEngine,
         SeismicEngine,
+        PrunedEngine,
     )
 }
 

@@ -8,15 +8,17 @@ from numba import njit, prange
 __all__ = [
     "BRANCH_FREE",
     "SELECTIONS",
+    "accumulate",
     "buffer_size",
     "postings_count",
     "search_batch",
     "search_one",
+    "select_listed",
 ]
 
 
 @njit(cache=True)
-def _accumulate(offsets, docids, weights, q_terms, q_weights, acc, touched, track):
+def accumulate(offsets, docids, weights, q_terms, q_weights, acc, touched, track):
     """Adds every posting of the query terms into ``acc``; with ``track``,
     lists the documents whose score was 0 before (``touched``, of
     ``num_docs + 1`` entries) and returns their number, or -1 when the list
@@ -173,7 +175,7 @@ def _finish(buffer, size, k, out_docs, out_scores):
 
 
 @njit(cache=True)
-def _select_listed(acc, touched, n, k, buffer, out_docs, out_scores, warmup):
+def select_listed(acc, touched, n, k, buffer, out_docs, out_scores, warmup):
     """Top-k of the listed documents (score > 0), resetting their
     accumulators (a document listed twice is seen once: its second reading
     is 0)"""
@@ -379,7 +381,7 @@ def search_one(
     if postings == 0:
         return 0
     dense = postings >= dense_ratio * acc.shape[0]
-    n = _accumulate(
+    n = accumulate(
         offsets, docids, weights, q_terms, q_weights, acc, touched, not dense
     )
     if selection == 1:
@@ -389,7 +391,7 @@ def search_one(
     warmup = branch_free * k
     if dense or n < 0:
         return _select_scan(acc, k, buffer, out_docs, out_scores, warmup)
-    return _select_listed(acc, touched, n, k, buffer, out_docs, out_scores, warmup)
+    return select_listed(acc, touched, n, k, buffer, out_docs, out_scores, warmup)
 
 
 @njit(cache=True, parallel=True)
