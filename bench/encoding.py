@@ -2,7 +2,7 @@
 encoding path, against a plain transformers loop and sentence-transformers'
 SparseEncoder, on the same SPLADE model, texts, batch size and threads
 
-    python bench/encoding.py [--docs 2000] [--batch-size 32] [--threads 1]
+    python -m bench.encoding [--docs 2000] [--batch-size 32] [--threads 1]
 
 The systems encode the same blocks of documents one after the other, in an
 order that changes from block to block, so that the load of a shared machine
@@ -33,13 +33,12 @@ The table goes to the section ``## Encoding throughput`` of BENCHMARKS.md
 import argparse
 import os
 import platform
-import shlex
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+from bench import common
+
 SECTION = "## Encoding throughput"
 
 
@@ -124,28 +123,13 @@ def sentence_transformers_system(model: Path, maxlen: int, batch_size: int):
     return encode
 
 
-def write_section(path: Path, text: str):
-    """Replaces (or appends) this script's section of ``path``"""
-    lines = path.read_text().splitlines() if path.exists() else ["# Benchmarks"]
-    start = next((ix for ix, line in enumerate(lines) if line == SECTION), None)
-    if start is None:
-        lines += ["", *text.splitlines()]
-    else:
-        end = next(
-            (ix for ix in range(start + 1, len(lines)) if lines[ix].startswith("## ")),
-            len(lines),
-        )
-        lines[start:end] = [*text.splitlines(), ""]
-    path.write_text("\n".join(lines).rstrip("\n") + "\n")
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--model", type=Path, default=SHARED / "models" / "splade-bert-tiny"
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.encoding", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument(
-        "--documents", type=Path, default=SHARED / "data" / "scifact" / "docs.tsv"
+    common.add_path(parser, "--model", common.MODEL, "SPLADE model")
+    common.add_path(
+        parser, "--documents", common.DATA / "scifact" / "docs.tsv", "documents (TSV)"
     )
     parser.add_argument("--docs", type=int, default=2000, help="first N documents")
     parser.add_argument("--block", type=int, default=256, help="documents per block")
@@ -159,9 +143,23 @@ def main(argv=None):
         choices=["xpmir", "transformers", "sentence-transformers"],
         help="leave a reference system out (repeatable)",
     )
-    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=common.BENCHMARKS,
+        help="the Markdown file whose section is written (default: BENCHMARKS.md)",
+    )
     parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    arguments = parser()
+    args = arguments.parse_args(argv)
+    if "sentence-transformers" not in args.skip:
+        common.require_modules(arguments, "sentence_transformers")
+    common.require(arguments, args.model, "model", "--model")
+    common.require(arguments, args.documents, "documents", "--documents")
 
     import numpy as np
     import torch
@@ -227,9 +225,7 @@ def main(argv=None):
             )
 
     speed = {name: len(texts) / seconds[name] for name in names}
-    command = "python " + " ".join(
-        shlex.quote(arg) for arg in ["bench/encoding.py", *sys.argv[1:]]
-    )
+    command = common.command_line("bench.encoding")
     rows = [
         "| system | how it encodes | docs/s | package / system | max abs diff |",
         "|---|---|---|---|---|",
@@ -260,8 +256,7 @@ def main(argv=None):
     )
     print(text)
     if not args.no_write:
-        write_section(args.output, text)
-        print(f"Written to {args.output}", file=sys.stderr)
+        common.write_section(SECTION, text, args.output)
 
 
 if __name__ == "__main__":

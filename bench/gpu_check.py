@@ -15,20 +15,20 @@ documents, as ``splade/local_finetune.yaml``) and the encoding of documents,
 ours against xpmir's, in the same run. CPU-only machines run it too
 (``--device cpu``), with smaller sizes.
 
-    python bench/gpu_check.py --model ../shared/models/splade-bert-tiny
-    python bench/gpu_check.py --model ../shared/models/splade-bert-tiny \
-        --device cpu --threads 1 --encode 64 --repeat 3
+    python -m bench.gpu_check
+    python -m bench.gpu_check --device cpu --threads 1 --encode 64 --repeat 3
+
+(``--model``: by default ``../shared/models/splade-bert-tiny``)
 """
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from datamaestro_ir.data import SimpleTextItem
 
+from bench import common
 from splade.debug_data import FILLER_WORDS
 from splade.models import load_encoders
 
@@ -67,34 +67,27 @@ def gradients(encoder, batch, weights):
     return value.detach(), grads
 
 
-def synchronize(device):
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def timed(function, device, repeat=3):
-    function()  # warm-up (kernels compiled, caches filled)
-    times = []
-    for _ in range(repeat):
-        synchronize(device)
-        start = time.perf_counter()
-        function()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, required=True)
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.gpu_check", description=__doc__.split("\n\n")[0]
+    )
+    common.add_path(parser, "--model", common.MODEL, "SPLADE model")
     parser.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu"
+        "--device",
+        help="default: cuda when available, else cpu",
     )
     parser.add_argument("--maxlen", type=int, default=256)
     parser.add_argument("--encode", type=int, default=4096, help="documents")
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--threads", type=int, help="torch CPU threads")
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv=None):
+    arguments = parser()
+    args = arguments.parse_args(argv)
+    common.require(arguments, args.model, "model", "--model")
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device
@@ -164,8 +157,8 @@ def main():
 
         return run
 
-    t_ours = timed(step(ours), device, args.repeat)
-    t_xpmir = timed(step(xpmir), device, args.repeat)
+    t_ours = common.median_time(step(ours), device, args.repeat)
+    t_xpmir = common.median_time(step(xpmir), device, args.repeat)
     print(
         f"training step (16 queries, 32 documents of <= {args.maxlen} tokens):"
         f" ours {1000 * t_ours:.1f} ms, xpmir {1000 * t_xpmir:.1f} ms"
@@ -186,8 +179,8 @@ def main():
         return run
 
     repeat = max(1, args.repeat // 5)
-    t_ours = timed(encode(ours), device, repeat)
-    t_xpmir = timed(encode(xpmir), device, repeat)
+    t_ours = common.median_time(encode(ours), device, repeat)
+    t_xpmir = common.median_time(encode(xpmir), device, repeat)
     print(
         f"encoding {len(corpus)} documents: ours {len(corpus) / t_ours:.0f} docs/s,"
         f" xpmir {len(corpus) / t_xpmir:.0f} docs/s ({t_xpmir / t_ours:.2f}x)"

@@ -21,8 +21,8 @@ Prints a table. On a CPU it runs too, with a small model (``--tiny``: the
 embedded debug model's shape, 64 tokens, batches 4 and 8), to check the
 script:
 
-    python bench/gpu_throughput.py                       # on a GPU
-    python bench/gpu_throughput.py --tiny --device cpu   # a check, on a CPU
+    python -m bench.gpu_throughput                       # on a GPU
+    python -m bench.gpu_throughput --tiny --device cpu   # a check, on a CPU
 """
 
 import argparse
@@ -34,9 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# bench/ is the script's folder, hence on sys.path
-from gpu_check import synchronize, timed
-
+from bench import common
+from bench.common import synchronize
 from splade.debug_data import FILLER_WORDS
 
 
@@ -220,7 +219,7 @@ def package_encoding(folder, documents, maxlen, batch, device):
                 else:
                     encoder(records[start : start + batch]).value.cpu()
 
-    return timed(encode, device)
+    return common.median_time(encode, device)
 
 
 # --- sentence-transformers
@@ -348,11 +347,13 @@ def st_encoding(folder, documents, maxlen, batch, device):
             documents, batch_size=batch, convert_to_tensor=True, device=device
         ).cpu()
 
-    return timed(encode, device)
+    return common.median_time(encode, device)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.gpu_throughput", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument(
         "--device", default="cuda" if torch.cuda.is_available() else "cpu"
     )
@@ -362,7 +363,13 @@ def main():
     parser.add_argument("--maxlen", type=int)
     parser.add_argument("--documents", type=int, help="documents encoded")
     parser.add_argument("--encode-batch", type=int, default=256)
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv=None):
+    arguments = parser()
+    args = arguments.parse_args(argv)
+    common.require_modules(arguments, "sentence_transformers")
     device = args.device
     cuda = device.startswith("cuda")
     batches = args.batches or ([4, 8] if args.tiny else [32, 128])

@@ -15,11 +15,10 @@ Prints the tables and writes them into BENCHMARKS.md (section "Local
 collections"). Usage (about an hour on 2 CPU cores)::
 
     pip install -e ".[bench]"
-    python bench/local_collections.py [--workdir DIR] [--no-write]
+    python -m bench.local_collections [--workdir DIR] [--no-write]
 """
 
 import argparse
-import re
 import subprocess
 import sys
 import time
@@ -30,8 +29,9 @@ import ir_measures
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+from bench import common
+
+ROOT = common.ROOT
 SECTION = "## Local collections"
 
 #: collection -> (queries file, qrels file), in ../shared/data/<collection>
@@ -190,18 +190,6 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str):
-    path = ROOT / "BENCHMARKS.md"
-    content = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(content):
-        content = pattern.sub(lambda _: text.rstrip("\n") + "\n\n", content)
-    else:
-        content = content.rstrip("\n") + "\n\n" + text
-    path.write_text(content)
-    print(f"Wrote the section {SECTION!r} of {path}")
-
-
 def finetune(args, zero_shot: pd.DataFrame):
     """Fine-tunes on SciFact train; the table's lines (markdown)"""
     finetuned, elapsed = run_experiment(
@@ -226,21 +214,35 @@ def finetune(args, zero_shot: pd.DataFrame):
     ]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/splade-bench"))
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.local_collections", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("/tmp/splade-bench"),
+        help="experimaestro's working directory (default: /tmp/splade-bench)",
+    )
+    common.add_path(parser, "--data", common.DATA, "folder of the local collections")
+    common.add_path(parser, "--model", common.MODEL, "SPLADE model")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument(
         "--skip-finetune",
         action="store_true",
         help="no fine-tuning run (about 30 s per training step on a 2-core CPU)",
     )
-    args = parser.parse_args()
-    if not (SHARED / "data").is_dir():
-        sys.exit(f"{SHARED / 'data'} is absent: nothing to measure")
+    return parser
+
+
+def main(argv=None):
+    arguments = parser()
+    args = arguments.parse_args(argv)
+    common.require_modules(arguments, "bm25s", "Stemmer", "pandas")
+    common.require(arguments, args.data, "data folder", "--data")
+    common.require(arguments, args.model, "model", "--model")
     args.workdir.mkdir(parents=True, exist_ok=True)
-    data = SHARED / "data"
-    model = SHARED / "models" / "splade-bert-tiny"
+    data, model = args.data.resolve(), args.model.resolve()
 
     # --- Zero-shot: BM25 and SPLADE on every collection
     rows, runs, times = [], {}, {}
@@ -294,16 +296,14 @@ def main():
         values["document_maxlen"],
     )
 
-    command = "python bench/local_collections.py" + (
-        " --skip-finetune" if args.skip_finetune else ""
-    )
+    command = common.command_line("bench.local_collections")
     text = "\n".join(
         [
             SECTION,
             "",
             f"Command: `{command}` (recipes `splade/local_zeroshot.yaml` and",
             "`splade/local_finetune.yaml` run by `experimaestro run-experiment`;",
-            "data in `../shared/data`, model `../shared/models/splade-bert-tiny`;",
+            f"data in `{common.shown(args.data)}`, model `{common.shown(args.model)}`;",
             "2-core CPU machine, shared). Judged queries only (SciFact: test",
             "split; CISI: 76 of 112 queries). BM25: k1 "
             f"{values['k1']}, b {values['b']}.",
@@ -335,7 +335,7 @@ def main():
     )
     print(text)
     if not args.no_write:
-        write_section(text)
+        common.write_section(SECTION, text)
 
 
 if __name__ == "__main__":

@@ -1,158 +1,101 @@
 """Retrieval engines side by side: latency against recall@10, build cost
 
-Measures, in one run, every engine of ``splade/engines.py`` (the exhaustive
+Measures, in one run, every engine of :mod:`splade.engines` (the exhaustive
 engine, impact-index MaxScore and WAND, PISA, BMP, Seismic through
 impact-index and through the authors' ``pyseismic-lsr``) and brute force
-with scipy (the reference): index build CPU time, peak memory of the build
-(each build runs in its own process), index size, mean and p95 CPU
-milliseconds per query on one thread at k=10 and k=1000, and recall@10
-against the exact top-10. Collections (``--collections``):
+with scipy (the reference), through their public interfaces: index build
+CPU time, peak memory of the build (each build runs in its own process),
+index size, mean and p95 CPU milliseconds per query on one thread at k=10
+and k=1000, and recall@10 against the exact top-10. Collections
+(``--collections``):
 
-- ``scifact``: ``../shared/data/scifact`` (5,183 documents, its 300 test
-  queries) encoded by ``../shared/models/splade-bert-tiny``;
+- ``scifact``: ``DATA/scifact`` (5,183 documents, its 300 test queries)
+  encoded by ``MODEL``;
 - ``mix``: ``--docs`` documents mixed and thinned from the real SPLADE
   vectors of SciFact, Cranfield and CISI, with their real queries
-  (``bench/splade_mix.py``): correlated vectors, as real collections have;
+  (:mod:`bench.splade_mix`): correlated vectors, as real collections have;
 - ``synthetic``: ``--docs`` SPLADE-shaped random vectors (term ids
   Zipf-distributed over 30,522 BERT tokens, about 120 non-zeros per
-  document, queries of about 20), the earlier collection, for comparison.
+  document, queries of about 20), for comparison.
 
-Builds and results are kept under ``--workdir`` (a build is redone when its
-``build.json`` is removed or its parameters change; ``results.json`` holds
-the measures of a collection: remove it to measure again). The tables, the
-goals and the scaling table are printed and written in ``BENCHMARKS.md``
-under ``## Retrieval engines`` (only that section is replaced), with a plot
-``bench/retrieval_engines.png``.
+Builds and results are kept under ``--workdir`` (an index is built again
+when its ``build.json`` is removed or its parameters change;
+``results.json`` holds the measures of a collection: remove it to measure
+again). The tables, the goals and the scaling table are printed and written
+in ``BENCHMARKS.md`` under ``## Retrieval engines`` (only that section is
+replaced), with a plot ``bench/retrieval_engines.png``.
 
-    nice -n 10 python bench/retrieval_engines.py --collections scifact,mix \\
+    nice -n 10 python -m bench.retrieval_engines --collections scifact,mix \\
         --docs 100000,1000000 --workdir /tmp/splade-bench
 """
 
 import argparse
 import json
 import os
-import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-# One thread everywhere (set before the libraries start their pools)
-for variable in (
-    "RAYON_NUM_THREADS",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-):
-    os.environ[variable] = "1"
+import numpy as np
 
-import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
+from bench import common
 
-ROOT = Path(__file__).parents[1]
-SHARED = ROOT.parent / "shared"
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-VOCABULARY = 30522
-CHUNK = 50_000
 MSMARCO = 8_841_823
 
 # --- Collections
 
 
-def zipf_probabilities(exponent: float, offset: float = 2.0) -> np.ndarray:
-    ranks = np.arange(VOCABULARY, dtype=np.float64) + offset
-    weights = ranks**-exponent
-    return weights / weights.sum()
-
-
-def sample_vectors(rng, count, draws, probabilities, permutation, mean, sigma):
-    """``count`` sparse vectors: ``draws`` term draws (duplicates merged) each"""
-    cumulative = np.cumsum(probabilities)
-    ranks = np.searchsorted(cumulative, rng.random((count, draws)) * cumulative[-1])
-    ranks = np.minimum(ranks, VOCABULARY - 1)
-    keys = np.unique(np.arange(count)[:, None] * VOCABULARY + ranks)
-    rows, ranks = np.divmod(keys, VOCABULARY)
-    # rarer terms weigh more (as SPLADE's learned weights do)
-    scale = mean + 0.08 * np.log1p(ranks)
-    values = rng.lognormal(scale, sigma).astype(np.float32)
-    matrix = sp.csr_matrix(
-        (values, (rows, permutation[ranks])), shape=(count, VOCABULARY)
-    )
-    matrix.sort_indices()
-    return matrix
-
-
-def write_vectors(folder: Path, chunks, queries: sp.csr_matrix):
-    """The collection's files: ``indptr.npy``, ``indices.u32``, ``data.f32``
-    (documents, written chunk by chunk) and ``queries.npz``"""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (
-        (folder / "indices.u32").open("wb") as fi,
-        (folder / "data.f32").open("wb") as fd,
-    ):
-        indptr, total = [np.zeros(1, np.int64)], 0
-        for chunk in chunks:
-            chunk.indices.astype(np.uint32).tofile(fi)
-            chunk.data.astype(np.float32).tofile(fd)
-            indptr.append(chunk.indptr[1:].astype(np.int64) + total)
-            total += chunk.nnz
-    np.save(folder / "indptr.npy", np.concatenate(indptr))
-    sp.save_npz(folder / "queries.npz", queries.tocsr())
-
-
 def synthetic(folder: Path, docs: int, queries: int, seed: int = 0):
     """Independent Zipf terms (bounded memory: chunks of documents)"""
     rng = np.random.default_rng(seed)
-    permutation = rng.permutation(VOCABULARY)
-    doc_p = zipf_probabilities(1.0)
+    permutation = rng.permutation(common.VOCABULARY)
+    documents = dict(draws=150, exponent=1.0, offset=2.0, mean=-1.2, sigma=0.6)
     chunks = [
-        sample_vectors(
-            rng, min(CHUNK, docs - start), 150, doc_p, permutation, -1.2, 0.6
+        common.zipf_vectors(
+            rng,
+            min(common.CHUNK, docs - start),
+            permutation=permutation,
+            slope=0.08,
+            **documents,
         )
-        for start in range(0, docs, CHUNK)
+        for start in range(0, docs, common.CHUNK)
     ]
-    q = sample_vectors(
-        rng, queries, 20, zipf_probabilities(0.8, 20), permutation, -0.6, 0.5
+    q = common.zipf_vectors(
+        rng,
+        queries,
+        draws=20,
+        exponent=0.8,
+        offset=20.0,
+        permutation=permutation,
+        mean=-0.6,
+        sigma=0.5,
+        slope=0.08,
     )
-    write_vectors(folder, chunks, q)
+    common.write_collection(folder, chunks, q)
 
 
-def scifact(folder: Path, workdir: Path):
-    """SciFact and its 300 test queries, encoded by splade-bert-tiny"""
-    from splade_mix import real_collection
-
-    docs, queries = real_collection(workdir, "scifact", "queries.test.tsv")
-    write_vectors(folder, [docs], queries)
-
-
-def mix(folder: Path, docs: int, queries: int, workdir: Path):
-    from splade_mix import generate
-
-    generate(folder, docs, queries, workdir)
-
-
-def iter_chunks(folder: Path, chunk=CHUNK):
-    """(first document, indptr, term ids, weights), chunk by chunk"""
-    indptr = np.load(folder / "indptr.npy")
-    for start in range(0, len(indptr) - 1, chunk):
-        stop = min(start + chunk, len(indptr) - 1)
-        a, b = int(indptr[start]), int(indptr[stop])
-        terms = np.fromfile(folder / "indices.u32", np.uint32, b - a, offset=4 * a)
-        weights = np.fromfile(folder / "data.f32", np.float32, b - a, offset=4 * a)
-        yield start, indptr[start : stop + 1] - a, terms, weights
+def collection_folder(args, name: str, docs: int) -> tuple:
+    """(folder, label) of a collection, made if needed"""
+    cache = args.workdir / "real"
+    if name == "scifact":
+        folder = args.workdir / "scifact"
+        if not common.is_collection(folder):
+            documents = common.encoded(cache, args.data, args.model, name, "docs.tsv")
+            queries = common.encoded(
+                cache, args.data, args.model, name, "queries.test.tsv"
+            )
+            common.write_collection(folder, [documents], queries)
+        return folder, "scifact (5,183 docs, 300 queries, splade-bert-tiny)"
+    if name == "mix":
+        folder = args.workdir / f"mix-{docs}-{args.queries}"
+        if not common.is_collection(folder):
+            common.splade_mix(folder, docs, args.queries, cache, args.data, args.model)
+        return folder, f"splade-mix ({docs:,} docs, {args.queries:,} real queries)"
+    folder = args.workdir / f"synthetic-{docs}-{args.queries}"
+    if not common.is_collection(folder):
+        synthetic(folder, docs, args.queries)
+    return folder, f"synthetic ({docs:,} docs, {args.queries:,} queries)"
 
 
-def load_matrix(folder: Path) -> sp.csc_matrix:
-    indptr = np.load(folder / "indptr.npy")
-    indices = np.fromfile(folder / "indices.u32", np.uint32).astype(np.int32)
-    data = np.fromfile(folder / "data.f32", np.float32)
-    return sp.csr_matrix(
-        (data, indices, indptr), shape=(len(indptr) - 1, VOCABULARY)
-    ).tocsc()
-
-
-# --- Index builds (each in its own process: see build())
+# --- Indices: name -> (kind of common.BUILDS, parameters)
 
 #: Seismic's build parameters (--seismic-build), the same for both
 #: implementations
@@ -164,169 +107,22 @@ SEISMIC = {
 }
 
 
-def build_exhaustive(data: Path, out: Path):
-    from splade.engines.exhaustive import IndexBuilder
-
-    builder = IndexBuilder(out, VOCABULARY, memory_budget=512 * 2**20)
-    for first, indptr, terms, weights in iter_chunks(data):
-        builder.add_batch(first, indptr, terms, weights)
-    builder.finish()
-
-
-def build_raw(data: Path, out: Path):
-    import impact_index
-
-    options = impact_index.BuilderOptions()
-    options.in_memory_threshold = 128  # as xpmir's SparseRetrieverIndexBuilder
-    builder = impact_index.IndexBuilder(str(out), options)
-    for first, indptr, terms, weights in iter_chunks(data):
-        terms = terms.astype(np.uint64)
-        for i in range(len(indptr) - 1):
-            builder.add(
-                first + i,
-                terms[indptr[i] : indptr[i + 1]],
-                weights[indptr[i] : indptr[i + 1]],
-            )
-    builder.build(False)
-
-
-def build_compressed(raw: Path, out: Path):
-    import impact_index
-
-    index = impact_index.Index.load(str(raw), False)
-    index.compress(str(out), block_size=128, nbits=16, in_memory=False)
-
-
-def build_pisa(exhaustive: Path, out: Path):
-    """The engine's conversion (splade/pisa.py), from the exhaustive index"""
-    from splade.engines.exhaustive import SparseIndex
-    from splade.engines.pisa.index import write_index
-
-    write_index(SparseIndex.load(exhaustive, mmap=True), out, scale=100.0)
-
-
-def bmp_builder(block_size: int):
-    def build_bmp(exhaustive: Path, out: Path):
-        """The engine's conversion (splade/workarounds/bmp.py)"""
-        from splade.engines.bmp.index import write_index
-        from splade.engines.exhaustive import SparseIndex
-
-        out.mkdir(parents=True, exist_ok=True)
-        index = SparseIndex.load(exhaustive, mmap=True)
-        write_index(index, out / "index.bmp", block_size=block_size)
-
-    return build_bmp
-
-
-def bmp_reordered_builder(block_size: int):
-    def build_bmp(workdir: Path, out: Path):
-        """The engine's conversion with bmp.reorder (documents ordered by
-        impact-index's recursive graph bisection, from the raw index: the
-        engine builds a temporary one)"""
-        import impact_index
-
-        from splade.engines.bmp.index import write_index
-        from splade.engines.exhaustive import SparseIndex
-
-        out.mkdir(parents=True, exist_ok=True)
-        raw = impact_index.Index.load(str(workdir / "raw"), False)
-        reordered = raw.reorder(
-            str(out / "bisection"), nbits=16, in_memory=False, leaf_size=block_size
-        )
-        order = np.asarray(reordered.reorder_map(), np.int64)
-        del reordered
-        shutil.rmtree(out / "bisection")
-        index = SparseIndex.load(workdir / "exhaustive", mmap=True)
-        write_index(index, out / "index.bmp", block_size=block_size, order=order)
-
-    return build_bmp
-
-
-def build_seismic(raw: Path, out: Path):
-    """impact-index's Seismic port (what the engine converts)"""
-    import impact_index
-
-    out.mkdir(parents=True, exist_ok=True)
-    index = impact_index.Index.load(str(raw), False)
-    index.to_seismic(str(out), **SEISMIC)
-
-
-def build_pyseismic(data: Path, out: Path):
-    """The authors' package (pyseismic-lsr 0.5.4), one thread"""
-    import seismic
-
-    dataset = seismic.SeismicDataset(VOCABULARY)
-    for first, indptr, terms, weights in iter_chunks(data):
-        ids = [str(first + i) for i in range(len(indptr) - 1)]
-        dataset.add_documents_by_id(ids, terms.astype(np.int64), weights, indptr)
-    index = seismic.SeismicIndex.build_from_dataset(dataset, **SEISMIC, num_threads=1)
-    del dataset
-    out.mkdir(parents=True, exist_ok=True)
-    index.save(str(out / "index"))
-
-
-BUILDERS = {
-    "exhaustive": (build_exhaustive, "data"),
-    "raw": (build_raw, "data"),
-    "compressed16": (build_compressed, "raw"),
-    "pisa": (build_pisa, "exhaustive"),
-    "bmp16": (bmp_builder(16), "exhaustive"),
-    "bmp32": (bmp_builder(32), "exhaustive"),
-    "bmp16-bp": (bmp_reordered_builder(16), "data"),
-    "bmp32-bp": (bmp_reordered_builder(32), "data"),
-    "seismic": (build_seismic, "raw"),
-    "pyseismic": (build_pyseismic, "data"),
-}
-#: builds whose parameters come from --seismic-build
-PARAMETERS = {"seismic": SEISMIC, "pyseismic": SEISMIC}
-
-
-def build(workdir: Path, name: str):
-    """Runs a build in a child process; returns CPU and wall seconds, peak
-    RSS (MiB) and index size (MiB)"""
-    out = workdir / name
-    parameters = PARAMETERS.get(name, {})
-    if (out / "build.json").exists():  # measured by an earlier run
-        stats = json.loads((out / "build.json").read_text())
-        if stats.get("parameters", {}) == parameters:
-            return stats
-    shutil.rmtree(out, ignore_errors=True)
-    start = time.perf_counter()
-    log = workdir / f"{name}.log"
-    with log.open("w") as fp:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--build",
-                name,
-                "--workdir",
-                str(workdir),
-                "--seismic-build",
-                json.dumps(SEISMIC),
-            ],
-            stdout=fp,
-            stderr=subprocess.STDOUT,
-        )
-        _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    if status != 0:
-        print(f"build of {name} failed (status {status}): see {log}", file=sys.stderr)
-        return None
-    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    size -= (out / "peak_rss_kib").stat().st_size
-    stats = {
-        "build_s": seconds,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "rss_mib": int((out / "peak_rss_kib").read_text()) / 1024,
-        "size_mib": size / 2**20,
-        "parameters": parameters,
+def indices():
+    return {
+        "exhaustive": ("exhaustive", {}),
+        "raw": ("raw", {}),
+        "compressed16": ("compressed", {"nbits": 16}),
+        "pisa": ("pisa", {}),
+        "bmp16": ("bmp", {"block_size": 16}),
+        "bmp32": ("bmp", {"block_size": 32}),
+        "bmp16-bp": ("bmp", {"block_size": 16, "reorder": True}),
+        "bmp32-bp": ("bmp", {"block_size": 32, "reorder": True}),
+        "seismic": ("seismic", dict(SEISMIC)),
+        "pyseismic": ("pyseismic", dict(SEISMIC)),
     }
-    (out / "build.json").write_text(json.dumps(stats))
-    return stats
 
 
-# --- Search: name -> (index, opener); an opener returns (query, k) -> ids
+# --- Engines: name -> (index, kind of common.open_search, settings)
 
 SEISMIC_GRID = [
     (20, 0.9),
@@ -342,111 +138,25 @@ SEISMIC_GRID = [
 BMP_SETTINGS = [(1.0, 1.0), (0.9, 1.0), (0.8, 1.0), (0.7, 1.0)]
 
 
-def searchers(workdir: Path, available, seismic_grid=SEISMIC_GRID):
-    import impact_index
-
-    def exhaustive():
-        from splade.engines.exhaustive import SparseIndex
-
-        searcher = SparseIndex.load(workdir / "exhaustive").searcher()
-        return lambda terms, weights, k: searcher.search(terms, weights, k)[0]
-
-    def impact(name, method):
-        def open_():
-            index = impact_index.Index.load(str(workdir / name), True)
-            search = getattr(index, method)
-
-            def run(terms, weights, k):
-                query = dict(zip(terms.tolist(), weights.tolist(), strict=True))
-                return [r.docid for r in search(query, k)]
-
-            return run
-
-        return open_
-
-    def pisa(algorithm):
-        def open_():
-            from splade.engines.pisa.index import PisaSearcher
-
-            searcher = PisaSearcher(workdir / "pisa")
-
-            def run(terms, weights, k):
-                query = dict(zip(terms.tolist(), weights.tolist(), strict=True))
-                return searcher.search(query, k, algorithm)[0]
-
-            return run
-
-        return open_
-
-    def bmp(name, alpha, beta, implementation="bmp"):
-        def open_():
-            from splade.engines.bmp.index import Searcher
-
-            searcher = Searcher(workdir / name / "index.bmp", implementation)
-
-            def run(terms, weights, k):
-                query = dict(zip(terms.tolist(), weights.tolist(), strict=True))
-                return searcher.search(query, k, alpha, beta)[0]
-
-            return run
-
-        return open_
-
-    def seismic_port(query_cut, heap_factor):
-        def open_():
-            searcher = impact_index.SeismicSearcher(str(workdir / "seismic"))
-
-            def run(terms, weights, k):
-                query = dict(zip(terms.tolist(), weights.tolist(), strict=True))
-                found = searcher.search(
-                    query, top_k=k, query_cut=query_cut, heap_factor=heap_factor
-                )
-                return [r.docid for r in found]
-
-            return run
-
-        return open_
-
-    def pyseismic(query_cut, heap_factor):
-        def open_():
-            import seismic
-
-            path = workdir / "pyseismic" / "index.index.seismic"
-            index = seismic.SeismicIndex.load(str(path))
-            kind = seismic.get_seismic_string()
-
-            def run(terms, weights, k):
-                found = index.search(
-                    "q",
-                    terms.astype(str).astype(kind),
-                    weights.astype(np.float32),
-                    k,
-                    query_cut,
-                    heap_factor,
-                )
-                return [int(doc) for _, _, doc in found]
-
-            return run
-
-        return open_
-
-    engines = {}
+def engines(available) -> dict:
+    found = {}
     if "exhaustive" in available:
-        engines["exhaustive (exact)"] = ("exhaustive", exhaustive)
+        found["exhaustive (exact)"] = ("exhaustive", "exhaustive", {})
     if "raw" in available:
-        engines["impact-index MaxScore (exact)"] = (
-            "raw",
-            impact("raw", "search_maxscore"),
-        )
-        engines["impact-index WAND (exact)"] = ("raw", impact("raw", "search_wand"))
+        found["impact-index MaxScore (exact)"] = ("raw", "maxscore", {})
+        found["impact-index WAND (exact)"] = ("raw", "wand", {})
     if "compressed16" in available:
-        engines["impact-index MaxScore, compressed 16 bits"] = (
+        found["impact-index MaxScore, compressed 16 bits"] = (
             "compressed16",
-            impact("compressed16", "search_maxscore"),
+            "maxscore",
+            {},
         )
     if "pisa" in available:
-        engines["PISA block-max MaxScore"] = ("pisa", pisa("block_max_maxscore"))
-        engines["PISA block-max WAND"] = ("pisa", pisa("block_max_wand"))
+        for label, algorithm in (
+            ("PISA block-max MaxScore", "block_max_maxscore"),
+            ("PISA block-max WAND", "block_max_wand"),
+        ):
+            found[label] = ("pisa", "pisa", {"algorithm": algorithm})
     for name in ("bmp16", "bmp32", "bmp16-bp", "bmp32-bp"):
         if name not in available:
             continue
@@ -454,81 +164,39 @@ def searchers(workdir: Path, available, seismic_grid=SEISMIC_GRID):
         reordered = ", reordered" if name.endswith("-bp") else ""
         for alpha, beta in BMP_SETTINGS:
             label = f"BMP blocks={size}{reordered} alpha={alpha}"
-            engines[label] = (name, bmp(name, alpha, beta))
+            found[label] = (name, "bmp", {"alpha": alpha, "beta": beta})
         label = f"BMP blocks={size}{reordered} alpha=1.0, impact-index's searcher"
-        engines[label] = (name, bmp(name, 1.0, 1.0, "impact-index"))
-    for cut, heap in seismic_grid:
+        found[label] = (name, "bmp", {"implementation": "impact-index"})
+    for cut, heap in SEISMIC_GRID:
+        settings = {"query_cut": cut, "heap_factor": heap}
         if "seismic" in available:
             label = f"Seismic (impact-index) query_cut={cut} heap_factor={heap}"
-            engines[label] = ("seismic", seismic_port(cut, heap))
+            found[label] = ("seismic", "seismic", settings)
         if "pyseismic" in available:
             label = f"Seismic (pyseismic) query_cut={cut} heap_factor={heap}"
-            engines[label] = ("pyseismic", pyseismic(cut, heap))
-    return engines
+            found[label] = ("pyseismic", "pyseismic", settings)
+    return found
 
 
-def milliseconds(cpu, wall):
-    cpu = np.array(cpu) * 1000
-    return float(cpu.mean()), float(np.percentile(cpu, 95)), 1000 * np.mean(wall)
+# --- Measures
 
 
-#: CPU seconds after which an engine's timing stops (at least
-#: MIN_QUERIES queries are timed): --budget
-BUDGET = {"seconds": 0.0}
-MIN_QUERIES = 200
+def brute_force(folder: Path, queries, budget: float):
+    """The exact top-10 of each query, and scipy's row"""
+    matrix = common.load_documents(folder).tocsc()
 
+    def search(terms, weights, k):
+        scores = matrix[:, terms] @ weights
+        kk = min(k, len(scores) - 1)
+        top = np.argpartition(-scores, kk)[:kk]
+        return top[np.argsort(-scores[top])]
 
-def timed(search, queries, k):
-    """Results, and per-query milliseconds: (CPU mean, CPU p95, wall mean)
-
-    The CPU time of the process is the latency on an idle core; the wall
-    time also counts waits for a core of the shared machine. A slow engine
-    is timed on the first queries only (``BUDGET``).
-    """
-    cpu, wall, results = [], [], []
-    for q in range(queries.shape[0]):
-        if BUDGET["seconds"] and q >= MIN_QUERIES and sum(cpu) > BUDGET["seconds"]:
-            break
-        a, b = queries.indptr[q], queries.indptr[q + 1]
-        terms, weights = queries.indices[a:b].astype(np.int64), queries.data[a:b]
-        start, start_cpu = time.perf_counter(), time.process_time()
-        results.append(search(terms, weights, k))
-        cpu.append(time.process_time() - start_cpu)
-        wall.append(time.perf_counter() - start)
-    return results, milliseconds(cpu, wall)
-
-
-def recall10(results, exact_tops):
-    """Mean fraction of the exact top-10 (documents with a positive score)
-    found in the first 10 results"""
-    values = [
-        len(set(np.asarray(found[:10]).tolist()) & set(top.tolist())) / len(top)
-        for found, top in zip(results, exact_tops, strict=True)
-        if len(top)
-    ]
-    return float(np.mean(values))
-
-
-def brute_force(workdir: Path, queries):
-    """The exact top-10 of each query, and scipy's timings"""
-    matrix = load_matrix(workdir)
-    exact, timings = [], {}
+    timings = {}
     for k in (10, 1000):
-        cpu, wall = [], []
-        for q in range(queries.shape[0]):
-            a, b = queries.indptr[q], queries.indptr[q + 1]
-            terms, weights = queries.indices[a:b], queries.data[a:b]
-            start, start_cpu = time.perf_counter(), time.process_time()
-            scores = matrix[:, terms] @ weights
-            kk = min(k, len(scores) - 1)
-            top = np.argpartition(-scores, kk)[:kk]
-            top = top[np.argsort(-scores[top])]
-            cpu.append(time.process_time() - start_cpu)
-            wall.append(time.perf_counter() - start)
-            if k == 10:
-                exact.append(top[scores[top] > 0])
-        timings[f"k{k}"] = milliseconds(cpu, wall)
+        _, cpu, wall = common.per_query(search, queries, k)
+        timings[f"k{k}"] = common.milliseconds(cpu, wall)
     size = (matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes) / 2**20
+    exact = common.exact_tops(matrix, queries, 10)
     return exact, {
         "engine": "scipy brute force (exact)",
         "index": None,
@@ -538,44 +206,44 @@ def brute_force(workdir: Path, queries):
     }
 
 
-def run(workdir: Path, name: str, skip=(), k1000_queries: int = 0, exclude=()):
+def run(folder: Path, name: str, skip=(), k1000_queries=0, exclude=(), budget=0.0):
     """Builds every index, then measures every engine; returns the builds and
     the rows (kept in ``results.json``: remove it to measure again)"""
-    results_file = workdir / "results.json"
+    results_file = folder / "results.json"
     if results_file.exists():
         return json.loads(results_file.read_text())
     builds = {}
-    for builder in BUILDERS:
-        if builder in skip:
+    for index, (kind, parameters) in indices().items():
+        if index in skip:
             continue
-        print(f"[{name}] building {builder}", flush=True)
-        builds[builder] = build(workdir, builder)
-        if builds[builder]:
-            print(f"[{name}]   {builds[builder]}", flush=True)
+        print(f"[{name}] building {index}", flush=True)
+        builds[index] = common.build(folder, index, kind, parameters)
+        if builds[index]:
+            print(f"[{name}]   {builds[index]}", flush=True)
     available = {b for b, v in builds.items() if v}
 
-    queries = sp.load_npz(workdir / "queries.npz").tocsr()
-    queries.sort_indices()
-    exact, reference = brute_force(workdir, queries)
+    queries = common.load_queries(folder)
+    exact, reference = brute_force(folder, queries, budget)
     rows = [reference]
-    for engine, (index, opener) in searchers(workdir, available).items():
+    for engine, (index, kind, settings) in engines(available).items():
         if any(part in engine for part in exclude):
             continue
         print(f"[{name}] searching with {engine}", flush=True)
-        search = opener()
-        a, b = queries.indptr[0], queries.indptr[1]
-        search(queries.indices[a:b].astype(np.int64), queries.data[a:b], 10)
-        results, k10 = timed(search, queries, 10)
+        search = common.open_search(kind, folder / index, **settings)
+        search(*common.query(queries, 0), 10)  # (warm-up)
+        results, cpu, wall = common.per_query(search, queries, 10, budget)
         subset = queries[:k1000_queries] if k1000_queries else queries
-        k1000_results, k1000 = timed(search, subset, 1000)
+        k1000_results, cpu1000, wall1000 = common.per_query(
+            search, subset, 1000, budget
+        )
         rows.append(
             {
                 "engine": engine,
                 "index": index,
                 "size_mib": builds[index]["size_mib"],
-                "k10": k10,
-                "k1000": k1000,
-                "recall": recall10(results, exact[: len(results)]),
+                "k10": common.milliseconds(cpu, wall),
+                "k1000": common.milliseconds(cpu1000, wall1000),
+                "recall": common.recall(results, exact),
                 "queries": [len(results), len(k1000_results)],
             }
         )
@@ -709,7 +377,7 @@ def scaling(kind, sizes, results) -> str:
             f"| {factor:.1f}x, n^{exponent:.2f} | {predicted:.{digits}f} |"
         )
 
-    for index in BUILDERS:
+    for index in indices():
         small, large = small_builds.get(index), large_builds.get(index)
         if small and large:
             line(f"{index} build peak RSS", small["rss_mib"], large["rss_mib"], "MiB")
@@ -804,51 +472,34 @@ def plot(results, path: Path):
     fig.savefig(path, dpi=90)
 
 
-def write_section(markdown: Path, section: str):
-    """Replaces (or appends) the ``## Retrieval engines`` section"""
-    title = "## Retrieval engines"
-    text = markdown.read_text() if markdown.exists() else "# Benchmarks\n"
-    if title in text:
-        before, after = text.split(title, 1)
-        rest = after.find("\n## ")
-        after = after[rest + 1 :] if rest >= 0 else ""
-        text = before + section.rstrip() + "\n\n" + after
-    else:
-        text = text.rstrip() + "\n\n" + section.rstrip() + "\n"
-    markdown.write_text(text)
-
-
-def collection_folder(args, name: str, docs: int) -> tuple:
-    """(folder, label) of a collection, made if needed"""
-    if name == "scifact":
-        folder = args.workdir / "scifact"
-        if not (folder / "queries.npz").exists():
-            scifact(folder, args.workdir)
-        return folder, "scifact (5,183 docs, 300 queries, splade-bert-tiny)"
-    if name == "mix":
-        folder = args.workdir / f"mix-{docs}-{args.queries}"
-        if not (folder / "queries.npz").exists():
-            mix(folder, docs, args.queries, args.workdir)
-        return folder, f"splade-mix ({docs:,} docs, {args.queries:,} real queries)"
-    folder = args.workdir / f"synthetic-{docs}-{args.queries}"
-    if not (folder / "queries.npz").exists():
-        synthetic(folder, docs, args.queries)
-    return folder, f"synthetic ({docs:,} docs, {args.queries:,} queries)"
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.retrieval_engines",
+        description=__doc__.split("\n\n")[0],
+    )
     parser.add_argument("--docs", default="100000,1000000", help="comma-separated")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument(
         "--collections", default="scifact,mix", help="scifact, mix, synthetic"
     )
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/splade-bench"))
-    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("/tmp/splade-bench"),
+        help="collections, encodings (real/) and indices (default: /tmp/splade-bench)",
+    )
+    common.add_path(parser, "--data", common.DATA, "folder of the local collections")
+    common.add_path(parser, "--model", common.MODEL, "SPLADE model (encodes them)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=common.BENCHMARKS,
+        help="the Markdown file whose section is written (default: BENCHMARKS.md)",
+    )
     parser.add_argument(
         "--skip",
         default="compressed16",
-        help="indices not built, comma-separated, among: " + ", ".join(BUILDERS),
+        help="indices not built, comma-separated, among: " + ", ".join(indices()),
     )
     parser.add_argument(
         "--skip-large",
@@ -866,7 +517,7 @@ def main():
         type=float,
         default=0.0,
         help="CPU seconds per engine and k after which the timing stops "
-        f"(at least {MIN_QUERIES} queries; 0: all queries)",
+        "(at least 200 queries; 0: all queries)",
     )
     parser.add_argument(
         "--seismic-build",
@@ -879,42 +530,56 @@ def main():
         help="engines not measured: comma-separated parts of their names "
         "(e.g. 'WAND,alpha=0.9')",
     )
-    parser.add_argument("--build", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv=None):
+    common.one_thread()
+    arguments = parser()
+    args = arguments.parse_args(argv)
+    skipped = set(args.skip.split(","))
+    common.require_modules(
+        arguments,
+        "scipy",
+        "matplotlib",
+        *(["pyterrier_pisa"] if "pisa" not in skipped else []),
+        *(["seismic"] if "pyseismic" not in skipped else []),
+    )
     SEISMIC.update(json.loads(args.seismic_build))
-    BUDGET["seconds"] = args.budget
-
-    if args.build:  # child process: one index build
-        function, source = BUILDERS[args.build]
-        source = args.workdir if source == "data" else args.workdir / source
-        function(source, args.workdir / args.build)
-        # Peak RSS of this process since its exec (the rusage of a child
-        # counts the pages that it shared with its parent before the exec)
-        status = Path("/proc/self/status").read_text()
-        peak = next(line for line in status.splitlines() if line.startswith("VmHWM"))
-        (args.workdir / args.build / "peak_rss_kib").write_text(peak.split()[1])
-        return
-
-    command = "nice -n 10 python bench/retrieval_engines.py " + " ".join(sys.argv[1:])
+    names = args.collections.split(",")
     sizes = [int(d) for d in args.docs.split(",")]
+    # what the collections are made of, unless they were already made
+    needed = [
+        folder
+        for name in names
+        for docs in (sizes if name != "scifact" else [0])
+        if name != "synthetic"
+        for folder in [
+            args.workdir
+            / ("scifact" if name == "scifact" else f"mix-{docs}-{args.queries}")
+        ]
+        if not common.is_collection(folder)
+    ]
+    if needed:
+        common.require(arguments, args.data, "data folder", "--data")
+        common.require(arguments, args.model, "model", "--model")
+
     results, by_kind = {}, {}
-    for name in args.collections.split(","):
+    exclude = [part for part in args.exclude.split(",") if part]
+    for name in names:
         for docs in sizes if name != "scifact" else [0]:
             folder, label = collection_folder(args, name, docs)
             skip = set(args.skip.split(","))
             if docs == max(sizes):
                 skip |= set(args.skip_large.split(","))
-            indptr = np.load(folder / "indptr.npy")
-            queries = sp.load_npz(folder / "queries.npz")
-            stats = (
-                f"{indptr[-1] / (len(indptr) - 1):.0f} non-zeros per document, "
-                f"{queries.nnz / queries.shape[0]:.1f} per query"
+            stats = common.collection_stats(folder)
+            results[label] = run(
+                folder, label, skip, args.k1000_queries, exclude, args.budget
             )
-            exclude = [part for part in args.exclude.split(",") if part]
-            results[label] = run(folder, label, skip, args.k1000_queries, exclude)
             results[label][1][0]["stats"] = stats
+            total = common.load_queries(folder).shape[0]
             for row in results[label][1]:
-                row["total"] = queries.shape[0]
+                row["total"] = total
             if name != "scifact":
                 by_kind.setdefault(name, []).append((docs, results[label]))
             print(f"\n### {label}: {stats}\n\n{table(*results[label])}\n", flush=True)
@@ -925,9 +590,10 @@ def main():
     section = [
         "## Retrieval engines",
         "",
-        f"Command: `{command}` (one thread, {os.uname().machine}, 2 cores "
-        "shared with other work). Seismic's build parameters: "
-        f"`{json.dumps(SEISMIC)}` (both implementations).",
+        f"Command: `nice -n 10 {common.command_line('bench.retrieval_engines')}` "
+        f"(one thread, {os.uname().machine}, 2 cores shared with other work). "
+        f"Seismic's build parameters: `{json.dumps(SEISMIC)}` (both "
+        "implementations).",
         "",
     ]
     section += [report_notes(args)]
@@ -957,9 +623,9 @@ def main():
                 scaling(kind, [items[0], items[-1]], results),
                 "",
             ]
-    write_section(args.output, "\n".join(section))
-    print("\n".join(section))
-    print(f"Written in {args.output} and {png}")
+    text = "\n".join(section)
+    print(text)
+    common.write_section("## Retrieval engines", text, args.output)
 
 
 def report_notes(args) -> str:
@@ -977,9 +643,9 @@ def report_notes(args) -> str:
         "BMP's indices are converted from the exhaustive index, impact-index's "
         "Seismic from the raw impact-index index (add their build time), "
         "pyseismic builds from the vectors. PISA stores int(100 w) and counts "
-        "query weights int(100 q) (`splade/pisa.py`); BMP stores int(s w) "
-        "with the largest s for which no score overflows its 16-bit counter "
-        "(`splade/workarounds/bmp.py`). An engine marked (n / m queries) "
+        "query weights int(100 q) (`splade/engines/pisa/index.py`); BMP stores "
+        "int(s w) with the largest s for which no score overflows its 16-bit counter "
+        "(`splade/engines/bmp/index.py`). An engine marked (n / m queries) "
         "was timed on the first n queries at k=10 and m at k=1000 (its "
         "recall@10 on those n), having used its CPU budget "
         f"({args.budget:.0f} s).\n"

@@ -1,21 +1,20 @@
 """The merge of sharded exhaustive indices (``indexation.shards``,
-splade/shards.py): its time against the index build, on SPLADE-shaped
-random vectors (no encoding: the encoding of a shard is what runs at once on
-several GPUs)
+splade/engines/exhaustive/shards.py): its time against the index build, on
+SPLADE-shaped random vectors (:func:`bench.common.zipf_vectors`; no
+encoding: the encoding of a shard is what runs at once on several GPUs)
 
-    python bench/shards.py --docs 1000000 --shards 4
+    python -m bench.shards --docs 1000000 --shards 4
 
 Builds the index of all the documents (one task's), the index of each shard
 (documents of a slice, as each shard task does after encoding), merges the
 shards' indices and checks that the result is the same, file for file.
 
-With ``--model``, it also times the encoding of ``--encode`` documents of
-the debug collection by one process, then by ``--shards`` processes at once
-(a slice each), as shard tasks on one machine would (on a CPU, they share
-its cores; on N GPUs, each would have its own):
+With ``--encode N``, it also times the encoding of N documents of the
+debug collection with ``--model`` by one process, then by ``--shards``
+processes at once (a slice each), as shard tasks on one machine would (on a
+CPU, they share its cores; on N GPUs, each would have its own):
 
-    python bench/shards.py --docs 200000 --shards 2 \
-        --model ../shared/models/splade-bert-tiny --encode 512
+    python -m bench.shards --docs 200000 --shards 2 --encode 512
 """
 
 import argparse
@@ -25,24 +24,33 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import common
 from splade.engines.exhaustive import IndexBuilder, from_csr
 from splade.engines.exhaustive.shards import merge, shard_range
 
 
 def vectors(docs: int, terms: int, per_doc: int, seed: int = 0):
-    """CSR arrays of ``docs`` vectors of about ``per_doc`` distinct terms
-    (Zipf-like term frequencies), log-normal weights"""
+    """``docs`` vectors of the distinct terms of ``per_doc`` Zipf draws
+    (exponent 1.1) over ``terms`` terms, log-normal weights"""
+    rng = np.random.default_rng(seed)
+    permutation = rng.permutation(terms)
+    chunks = [
+        common.zipf_vectors(
+            rng,
+            min(common.CHUNK, docs - start),
+            draws=per_doc,
+            exponent=1.1,
+            offset=2.0,
+            permutation=permutation,
+            mean=-0.5,
+            sigma=0.6,
+            slope=0.0,
+        )
+        for start in range(0, docs, common.CHUNK)
+    ]
     import scipy.sparse as sp
 
-    rng = np.random.default_rng(seed)
-    probabilities = 1 / np.arange(2, terms + 2) ** 1.1
-    probabilities /= probabilities.sum()
-    rows = np.repeat(np.arange(docs), per_doc)
-    columns = rng.choice(terms, size=docs * per_doc, p=probabilities)
-    weights = rng.lognormal(-0.5, 0.6, size=docs * per_doc).astype(np.float32)
-    matrix = sp.csr_matrix((weights, (rows, columns)), shape=(docs, terms))
-    matrix.sum_duplicates()
-    return matrix
+    return sp.vstack(chunks).tocsr()
 
 
 def encode(model: str, first: int, last: int, threads: int, maxlen: int):
@@ -96,18 +104,33 @@ def encoding_times(model: str, count: int, shards: int, maxlen: int):
     return times
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.shards", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--docs", type=int, default=1_000_000)
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--terms", type=int, default=30522)
-    parser.add_argument("--per-doc", type=int, default=120)
-    parser.add_argument("--model", help="a Hugging Face SPLADE or MLM folder")
-    parser.add_argument("--encode", type=int, default=512, help="documents")
+    parser.add_argument("--per-doc", type=int, default=120, help="Zipf draws")
+    parser.add_argument(
+        "--encode",
+        type=int,
+        default=0,
+        help="documents encoded by one process, then by --shards at once "
+        "(default: 0, no encoding)",
+    )
+    common.add_path(parser, "--model", common.MODEL, "SPLADE model (with --encode)")
     parser.add_argument("--maxlen", type=int, default=256)
-    args = parser.parse_args()
+    return parser
 
-    if args.model:
+
+def main(argv=None):
+    arguments = parser()
+    args = arguments.parse_args(argv)
+    if args.encode:
+        common.require(arguments, args.model, "model", "--model")
+
+    if args.encode:
         one, sharded = encoding_times(args.model, args.encode, args.shards, args.maxlen)
         print(
             f"encoding {args.encode} documents: {one:.1f} s by one process,"
