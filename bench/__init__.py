@@ -5,6 +5,8 @@ command of each)
 - :mod:`bench.retrieval_engines`: every retrieval engine of
   :mod:`splade.engines` side by side (latency, recall@10, build cost), on
   SciFact and splade-mix;
+- :mod:`bench.approximate`: the recall-latency curves of the approximate
+  engines against the exact one, at 100k and 1M documents of splade-mix;
 - :mod:`bench.seismic_settings`: Seismic search settings on an index built
   by :mod:`bench.retrieval_engines`;
 - :mod:`bench.splade_mix`: generates splade-mix (real SPLADE vectors mixed
