@@ -25,7 +25,7 @@ from typing import Dict, List, Optional
 import pandas as pd
 import yaml
 
-from splade.plots import point_label, trade_off
+from splade.plots import point_label, tag_columns, trade_off
 from splade.results_folder import CONFIGURATION, RESULTS
 
 __all__ = [
@@ -212,32 +212,53 @@ def differences(experiments: List[Experiment]) -> List[str]:
 
 def gather(experiments: List[Experiment]) -> pd.DataFrame:
     """One table of the experiments' results: their rows, each with its
-    experiment, recipe, date and configuration differences, and a ``label``
-    for the plot"""
+    experiment, recipe, date and configuration differences, then the
+    columns of the results tables (tags, measures, costs), and a ``label``
+    for the plot
+
+    A tag that is a configuration key (the key of a sweep, e.g.
+    ``model.lambda_d``) is filled in, on the SPLADE rows of the experiments
+    that did not sweep it, with their configuration's value: a sweep and
+    single runs then read as one table.
+    """
     tables = []
     for experiment, difference in zip(
         experiments, differences(experiments), strict=True
     ):
         table = experiment.table.copy()
-        table["label"] = [
-            f"{experiment.name.split('/')[0]}: {point_label(row, table.columns)}"
-            if len(experiments) > 1
-            else point_label(row, table.columns)
-            for _, row in table.iterrows()
-        ]
-        for position, (column, value) in enumerate(
-            zip(
-                FIRST,
-                [experiment.name, experiment.recipe, experiment.date, difference],
-                strict=True,
-            )
-        ):
+        values = [experiment.name, experiment.recipe, experiment.date, difference]
+        for position, (column, value) in enumerate(zip(FIRST, values, strict=True)):
             table.insert(position, column, value)
         tables.append(table)
     gathered = pd.concat(tables, ignore_index=True)
+
+    tags = [c for c in tag_columns(gathered.columns) if c not in FIRST]
+    for experiment in experiments:
+        rows = gathered["experiment"] == experiment.name
+        if "model" in gathered.columns:
+            rows &= gathered["model"] != "bm25"
+        for tag in tags:
+            value = (experiment.configuration or {}).get(tag)
+            if value is not None and not isinstance(value, (list, dict)):
+                gathered[tag] = gathered[tag].astype(object)
+                gathered.loc[rows & gathered[tag].isna(), tag] = value
+
+    ids = [e.name.split("/")[0] for e in experiments]
+    short = {
+        e.name: (i if ids.count(i) == 1 else e.name)
+        for e, i in zip(experiments, ids, strict=True)
+    }
+    own = [c for c in gathered.columns if c not in FIRST]
+    gathered["label"] = [
+        (f"{short[row['experiment']]}: " if len(experiments) > 1 else "")
+        + point_label(row, own)
+        for _, row in gathered.iterrows()
+    ]
+    first = FIRST + [c for c in ("dataset", "model") if c in gathered.columns]
     last = [c for c in ("run", "label") if c in gathered.columns]
-    others = [c for c in gathered.columns if c not in last]
-    return gathered[others + last]
+    middle = [c for c in gathered.columns if c not in first + last]
+    middle = [c for c in middle if c in tags] + [c for c in middle if c not in tags]
+    return gathered[first + middle + last]
 
 
 def markdown_table(table: pd.DataFrame) -> str:

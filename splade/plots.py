@@ -176,6 +176,8 @@ def trade_off(
     axes = figure.subplots(1, len(costs), squeeze=False)[0]
     for ax, cost in zip(axes, costs, strict=True):
         rows = _points(table, measure, cost)
+        rows = rows.iloc[pd.to_numeric(rows[cost]).argsort(kind="stable")]
+        above = _labels_above(rows[cost].astype(float), rows[measure].astype(float))
         for number, (index, row) in enumerate(rows.iterrows()):
             x, y = float(row[cost]), float(row[measure])
             ax.plot(
@@ -191,7 +193,7 @@ def trade_off(
                 labels[index],
                 (x, y),
                 textcoords="offset points",
-                xytext=(6, 4),
+                xytext=(6, 4 if above[number] else -12),
                 fontsize=8,
             )
         for dataset, value in references:
@@ -214,6 +216,9 @@ def trade_off(
         values = pd.to_numeric(rows[cost], errors="coerce")
         if len(values) > 1 and values.max() / values.min() > 20:
             ax.set_xscale("log")
+        elif len(values):
+            # from 0 (costs compare as ratios), with room for the labels
+            ax.set_xlim(0, values.max() * 1.35)
         _margins(ax, rows[measure].tolist() + [v for _, v in references])
         ax.set_xlabel(COSTS[cost])
         ax.set_ylabel(measure)
@@ -238,6 +243,23 @@ def trade_off(
         figure.savefig(path, metadata={"Date": None} if suffix == ".svg" else None)
         plotted.files.append(path)
     return plotted
+
+
+def _labels_above(x: pd.Series, y: pd.Series) -> List[bool]:
+    """Whether each point's label goes above it: the higher of two
+    neighbours (nearest in cost) gets its label above, the lower one below,
+    so that their labels do not overlap"""
+    xs, ys = x.tolist(), y.tolist()
+    span = (max(xs) - min(xs)) or 1.0
+    above = []
+    for i, (xi, yi) in enumerate(zip(xs, ys, strict=True)):
+        others = [j for j in range(len(xs)) if j != i]
+        if not others:
+            above.append(True)
+            continue
+        j = min(others, key=lambda j: abs(xs[j] - xi) / span)
+        above.append(yi >= ys[j])
+    return above
 
 
 def _margins(ax, values: List[float]):

@@ -138,6 +138,15 @@ def test_one_table_and_one_plot(workspace, tmp_path, capsys):
     assert set(old["date"]) == {"2026-11-01 09:30"}
     sweep = table[table["experiment"].str.startswith("splade-debug-sweep")]
     assert sorted(sweep["model.lambda_d"].dropna()) == [0.01, 0.1, 1.0]
+    # the sweep's key is a column: the other runs' SPLADE rows get their
+    # configuration's value (BM25 rows and unknown configurations: none)
+    assert table.columns[6] == "model.lambda_d"
+    debug = table[table["experiment"].str.startswith("splade-debug/")]
+    lambda_d = load(ROOT / "splade" / "debug.yaml").model.lambda_d
+    assert debug.set_index("model")["model.lambda_d"].to_dict() == pytest.approx(
+        {"bm25": float("nan"), "splade": lambda_d}, nan_ok=True
+    )
+    assert old["model.lambda_d"].isna().all()
 
     markdown = (output / "comparison.md").read_text()
     assert markdown == capsys.readouterr().out.split("\nWritten:")[0]
