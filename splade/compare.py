@@ -243,15 +243,10 @@ def gather(experiments: List[Experiment]) -> pd.DataFrame:
                 gathered[tag] = gathered[tag].astype(object)
                 gathered.loc[rows & gathered[tag].isna(), tag] = value
 
-    ids = [e.name.split("/")[0] for e in experiments]
-    short = {
-        e.name: (i if ids.count(i) == 1 else e.name)
-        for e, i in zip(experiments, ids, strict=True)
-    }
+    names = _short_names(experiments)
     own = [c for c in gathered.columns if c not in FIRST]
     gathered["label"] = [
-        (f"{short[row['experiment']]}: " if len(experiments) > 1 else "")
-        + point_label(row, own)
+        _label(names[row["experiment"]], point_label(row, own), len(experiments))
         for _, row in gathered.iterrows()
     ]
     first = FIRST + [c for c in ("dataset", "model") if c in gathered.columns]
@@ -259,6 +254,27 @@ def gather(experiments: List[Experiment]) -> pd.DataFrame:
     middle = [c for c in gathered.columns if c not in first + last]
     middle = [c for c in middle if c in tags] + [c for c in middle if c not in tags]
     return gathered[first + middle + last]
+
+
+def _short_names(experiments: List[Experiment]) -> Dict[str, str]:
+    """What tells each experiment apart on the plot: its configuration
+    differences, or its id (with its run when ids repeat)"""
+    ids = [e.name.split("/")[0] for e in experiments]
+    names = {}
+    for experiment, difference, name in zip(
+        experiments, differences(experiments), ids, strict=True
+    ):
+        if difference and experiment.configuration is not None:
+            names[experiment.name] = difference
+        else:
+            names[experiment.name] = name if ids.count(name) == 1 else experiment.name
+    return names
+
+
+def _label(name: str, point: str, count: int) -> str:
+    if count == 1:
+        return point
+    return name if point == "splade" else f"{name}: {point}"
 
 
 def markdown_table(table: pd.DataFrame) -> str:

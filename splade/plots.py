@@ -257,8 +257,8 @@ def _labels_above(x: pd.Series, y: pd.Series) -> List[bool]:
         if not others:
             above.append(True)
             continue
-        j = min(others, key=lambda j: abs(xs[j] - xi) / span)
-        above.append(yi >= ys[j])
+        j = min(others, key=lambda j: (abs(xs[j] - xi) / span, abs(ys[j] - yi)))
+        above.append(yi > ys[j] or (yi == ys[j] and i < j))
     return above
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import ROOT, load
 
-from splade.compare import differences, find_results, flatten, main
+from splade.compare import differences, find_results, flatten, gather, main
 from splade.compare import load as load_run
 from splade.results_folder import CONFIGURATION, save_configuration
 
@@ -181,3 +181,25 @@ def test_a_configuration_that_cannot_be_saved_is_logged(tmp_path, caplog):
     cfg = load(ROOT / "splade" / "debug.yaml")
     assert save_configuration(cfg, tmp_path / "results") is None
     assert "Could not write" in caplog.text
+
+
+def test_points_are_labelled_by_what_differs(workspace):
+    """Two runs of one recipe: by their differences; runs that differ only
+    by their sweep: by their id and tags"""
+    older, newer = (
+        load_run(find_results(name, workspace))
+        for name in ("splade-debug/20261201_100000", "splade-debug")
+    )
+    table = gather([older, newer])
+    assert table.loc[table["model"] == "splade", "label"].tolist() == [
+        "learner.optimization.lr=0.01",
+        "learner.optimization.lr=0.002",
+    ]
+    sweep = load_run(find_results("splade-debug-sweep", workspace))
+    labels = gather([newer, sweep]).query("model == 'splade'")["label"].tolist()
+    assert labels == [
+        "splade-debug: model.lambda_d=0.1",
+        "splade-debug-sweep: model.lambda_d=0.01",
+        "splade-debug-sweep: model.lambda_d=0.1",
+        "splade-debug-sweep: model.lambda_d=1.0",
+    ]
