@@ -387,8 +387,8 @@ class Learner:
     (e.g. ``cuda(mem=24G)``), the experiment asks the launcher for
     ``devices`` of them (``cuda(mem=24G)*4``). Does not change the task
     identifiers: the training is the same (the same global batches), up to
-    floating-point rounding, which training amplifies (README, "Several
-    GPUs and nodes")"""
+    floating-point rounding, which training amplifies (documentation:
+    *Several GPUs and Slurm*, ``docs/distributed.md``)"""
 
     num_nodes: Positive = 1
     """Number of nodes (machines) that train together, each running

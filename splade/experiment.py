@@ -25,8 +25,10 @@ from splade.devices import fabric
 from splade.indexing import BM25Indices, SpladeIndices
 from splade.mining import mine
 from splade.models import splade_model
+from splade.plots import save_trade_off
 from splade.requirements import Launchers
 from splade.results import tagged
+from splade.results_folder import save_configuration
 from splade.test_collections import test_collections
 from splade.training import trainer
 from splade.workarounds import check_private_hooks
@@ -50,6 +52,8 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     datasets = Datasets(cfg.data)
     check(cfg, datasets, variants, downloads=helper.xp.run_mode == RunMode.NORMAL)
     launchers = Launchers(cfg)
+    if helper.xp.run_mode == RunMode.NORMAL:
+        save_configuration(cfg, helper.xp.resultspath)
 
     # --- Data: the training documents, and the test collections (each is
     # searched in an index of its own documents, shared by the collections
@@ -155,6 +159,8 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     if helper.xp.run_mode == RunMode.NORMAL:
         raise_if_failed(helper.xp)
         tests.print_summary()
+        # beside results.csv: effectiveness against FLOPS and latency
+        save_trade_off(tests.to_dataframe(), helper.xp.resultspath, cfg.title or cfg.id)
     return PaperResults(models=models, evaluations=tests, tb_logs=logs)
 
 
