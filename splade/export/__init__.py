@@ -106,9 +106,8 @@ def export(
         if name == "anserini":
             written = write_anserini(collection, folder / name, scale, names)
         elif name == "ciff":
-            written = write_ciff(
-                collection, folder / name / "index.ciff", scale, names, description or ""
-            )
+            path = folder / name / "index.ciff"
+            written = write_ciff(collection, path, scale, names, description or "")
         else:
             os_names = term_names(collection.tokens, num_terms, FORBIDDEN)
             written = write_opensearch(

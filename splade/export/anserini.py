@@ -46,7 +46,11 @@ DOCUMENTS_PER_FILE = 500_000
 
 
 def _vector(names: List[str], terms, impacts) -> Dict[str, int]:
-    return {names[t]: int(i) for t, i in zip(terms.tolist(), impacts.tolist()) if i}
+    return {
+        names[t]: int(i)
+        for t, i in zip(terms.tolist(), impacts.tolist(), strict=True)
+        if i
+    }
 
 
 def write_queries(
@@ -234,4 +238,3 @@ def search_command(
         "-threads",
         str(threads),
     ]
-

@@ -225,7 +225,7 @@ def write_ciff(
             kept_starts = np.concatenate([[0], kept_ends[:-1]])
             data, sizes = _postings_fields(docids[kept], impacts[kept], kept_starts)
             bounds = np.concatenate([[0], np.cumsum(sizes)])
-            for term, first, last in zip(group, kept_starts, kept_ends):
+            for term, first, last in zip(group, kept_starts, kept_ends, strict=True):
                 message = (
                     _bytes_field(1, names[term].encode("utf-8"))
                     + _key(2, 0)

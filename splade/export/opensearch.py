@@ -54,7 +54,7 @@ def _number(value: float) -> float:
 def _vector(names: List[str], terms, weights) -> Dict[str, float]:
     return {
         names[t]: _number(w)
-        for t, w in zip(terms.tolist(), weights.tolist())
+        for t, w in zip(terms.tolist(), weights.tolist(), strict=True)
         if w > 0
     }
 

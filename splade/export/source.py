@@ -158,7 +158,9 @@ def _blocks_on_disk(index, num_blocks: int, docs_per_block: int, chunk: int, scr
                 part = order[bounds[b] : bounds[b + 1]]
                 if part.size:
                     for fp, values in zip(
-                        files[b], (terms[part], docids[part], weights[part])
+                        files[b],
+                        (terms[part], docids[part], weights[part]),
+                        strict=True,
                     ):
                         values.tofile(fp)
         for handles in files:

@@ -124,9 +124,7 @@ def test_document_blocks_on_disk_equal_in_memory(collection, tmp_path):
     _, matrix = collection
     index = collection[0].index
     for budget in (1 << 30, 24 * 500):  # in memory; about 5 blocks on disk
-        blocks = list(
-            document_blocks(index, 7, memory_budget=budget, scratch=tmp_path)
-        )
+        blocks = list(document_blocks(index, 7, memory_budget=budget, scratch=tmp_path))
         assert [first for first, _ in blocks] == list(range(0, DOCS, 7))
         rebuilt = sp.vstack([block for _, block in blocks]).tocsr()
         assert (rebuilt != matrix).nnz == 0
@@ -264,7 +262,7 @@ def test_anserini_documents_and_queries(collection, exported):
         row = matrix[doc]
         expected = {
             names[t]: int(i)
-            for t, i in zip(row.indices, quantize(row.data, 100))
+            for t, i in zip(row.indices, quantize(row.data, 100), strict=True)
             if i
         }
         assert record == {
@@ -286,14 +284,14 @@ def test_anserini_documents_and_queries(collection, exported):
             counts[token] = counts.get(token, 0) + 1
         expected = {
             names[t]: int(i)
-            for t, i in zip(query.terms, quantize(query.weights, 100))
+            for t, i in zip(query.terms, quantize(query.weights, 100), strict=True)
             if i
         }
         assert qid == query.id and counts == expected
         assert json.loads(
-            (folder / "anserini/queries/dev.jsonl").read_text().splitlines()[
-                coll.queries["dev"].index(query)
-            ]
+            (folder / "anserini/queries/dev.jsonl")
+            .read_text()
+            .splitlines()[coll.queries["dev"].index(query)]
         ) == {"id": query.id, "vector": expected}
     assert manifest["formats"]["anserini"]["queries"] == {"dev": 3}
 
@@ -319,7 +317,7 @@ def test_opensearch_bulk_mapping_and_queries(collection, exported):
         row = matrix[doc]
         vector = source["splade"]
         assert set(vector) == {names[t] for t in row.indices}
-        for term, weight in zip(row.indices, row.data):
+        for term, weight in zip(row.indices, row.data, strict=True):
             assert vector[names[term]] == pytest.approx(weight, rel=1e-5)
         assert source["id"] == f"doc-{doc}"
         assert source["text"] == f"text of document {doc}"
@@ -338,7 +336,7 @@ def test_opensearch_bulk_mapping_and_queries(collection, exported):
                 vector = body["query"]["sparse_vector"]["query_vector"]
             assert vector == {
                 names[t]: pytest.approx(float(w), rel=1e-5)
-                for t, w in zip(query.terms, query.weights)
+                for t, w in zip(query.terms, query.weights, strict=True)
             }
 
 
