@@ -49,7 +49,7 @@ def check(
         problems += models.problems(variant.model, downloads)
         problems += training.problems(variant)
         problems += engines.problems(
-            variant.retrieval.engine, variant.indexation.shards
+            variant.retrieval.engine, variant.indexation.shards, start=downloads
         )
         if shared(variant) != shared(cfg):
             problems.append(
