@@ -359,8 +359,11 @@ def load(
 
     :param documents: the document store (the external ids)
     """
-    lengths = np.bincount(np.asarray(index.docids), minlength=index.num_docs)
-    present = np.flatnonzero(lengths[: index.num_docs])  # documents with a term
+    lengths = np.zeros(index.num_docs, np.int64)
+    for start in range(0, index.num_postings, 1 << 26):  # (bounded memory)
+        chunk = np.asarray(index.docids[start : start + (1 << 26)])
+        lengths += np.bincount(chunk, minlength=index.num_docs)[: index.num_docs]
+    present = np.flatnonzero(lengths)  # documents with a term
     if client.has_collection(collection):
         if _fields(client, collection) != ["docid", "id", "vector"]:
             raise RuntimeError(

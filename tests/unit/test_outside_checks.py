@@ -130,3 +130,37 @@ def test_a_checkpoint_folder_without_its_files_is_refused(tmp_path):
     assert missing_files(complete, "idf") == ["idf.json"]
     (complete / "idf.json").write_text("{}")
     assert missing_files(complete, "idf") == []
+
+
+# --- The documentation's settings
+
+
+def yaml_snippets(page: str):
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    return [block.split("```", 1)[0] for block in text.split("```yaml\n")[1:]]
+
+
+@pytest.mark.parametrize("page", ["exporting.md", "milvus.md"])
+def test_the_documented_settings_load(page, tmp_path):
+    """Every YAML snippet of the page loads on top of debug.yaml with the
+    values it shows"""
+    import yaml
+
+    snippets = yaml_snippets(page)
+    assert snippets
+    for number, snippet in enumerate(snippets):
+        child = tmp_path / f"snippet{number}.yaml"
+        child.write_text(f"imports: [{DEBUG}]\n{snippet}")
+        cfg = load(child)
+
+        def compare(section, values, key):
+            for name, value in values.items():
+                actual = getattr(section, name)
+                if isinstance(value, dict) and not isinstance(actual, dict):
+                    compare(actual, value, f"{key}.{name}")
+                elif isinstance(value, list):
+                    assert [str(v) for v in actual] == value, f"{key}.{name}"
+                else:
+                    assert actual == value or str(actual) == value, f"{key}.{name}"
+
+        compare(cfg, yaml.safe_load(snippet), "")
