@@ -30,6 +30,7 @@ queries).
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Dict, Iterable, Optional
 
@@ -78,8 +79,8 @@ def export(
     size: int = 1000,
     description: Optional[str] = None,
 ) -> Dict[str, object]:
-    """Writes each format in ``folder/<format>/`` and ``folder/export.json``;
-    returns the manifest
+    """Writes each format in ``folder/<format>/`` (replacing what an earlier
+    export left there) and ``folder/export.json``; returns the manifest
 
     :param scale: integer weights are ``round(scale * w)`` (Anserini, CIFF)
     :param index_name: the index of OpenSearch / Elasticsearch bulk files
@@ -103,6 +104,7 @@ def export(
         "formats": {},
     }
     for name in formats:
+        shutil.rmtree(folder / name, ignore_errors=True)  # (an earlier export)
         if name == "anserini":
             written = write_anserini(collection, folder / name, scale, names)
         elif name == "ciff":

@@ -164,3 +164,10 @@ def test_the_documented_settings_load(page, tmp_path):
                     assert actual == value or str(actual) == value, f"{key}.{name}"
 
         compare(cfg, yaml.safe_load(snippet), "")
+
+
+def test_the_configuration_names_the_formats_that_exist():
+    from splade.configuration import ExportFormat
+    from splade.export import FORMATS
+
+    assert [f.value for f in ExportFormat] == list(FORMATS)
