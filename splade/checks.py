@@ -36,7 +36,7 @@ def check(
     :param datasets: the experiment's datasets (made from ``cfg.data`` when
         not given)
     :param variants: the configurations of a sweep (``grid_search``), each
-        checked too
+        checked (instead of ``cfg``'s own model, engine and training)
     :param downloads: whether the run will download what it needs (not in a
         dry run): the base model must then be reachable
     """
@@ -45,11 +45,13 @@ def check(
     problems: List[str] = datasets.problems(cfg.mode)
     problems += measures.problems(cfg.retrieval)
     problems += test_collections.problems(cfg.data)
-    for variant in [cfg, *variants]:
+    # (the configurations that run: a sweep's variants, not the sweep itself,
+    # whose model may be a value that no variant keeps)
+    for variant in variants or [cfg]:
         problems += models.problems(variant.model, downloads)
         problems += training.problems(variant)
         problems += engines.problems(
-            variant.retrieval.engine, variant.indexation.shards
+            variant.retrieval.engine, variant.indexation.shards, start=downloads
         )
         if shared(variant) != shared(cfg):
             problems.append(

@@ -542,6 +542,77 @@ class Retrieval:
     """Launcher requirements for query encoding and retrieval"""
 
 
+# --- Export
+
+
+class ExportFormat(Choice):
+    """A format that other engines read (``docs/exporting.md``)"""
+
+    ANSERINI = "anserini"
+    """Anserini (Lucene): the documents as a ``JsonVectorCollection`` (JSON
+    lines ``{"id", "contents", "vector": {token: integer weight}}``) and the
+    queries pre-encoded (TSV for ``SearchCollection``'s ``TsvString``
+    topics, JSON lines), integer weights ``round(scale * w)``; indexed and
+    searched with ``-impact -pretokenized``"""
+
+    CIFF = "ciff"
+    """CIFF, the Common Index File Format (protobuf; Lin et al., SIGIR 2020),
+    integer weights ``round(scale * w)``: PISA (``ciff2pisa``), Anserini,
+    Terrier and JASS import it"""
+
+    OPENSEARCH = "opensearch"
+    """OpenSearch / Elasticsearch: bulk files of the documents' vectors
+    (float weights, of which ``rank_features`` and ``sparse_vector`` keep 9
+    significant bits: a relative error up to 0.4%), the index mappings, and a
+    ``neural_sparse`` / ``sparse_vector`` search body per query"""
+
+
+class TermNames(Choice):
+    """How the exported vectors name their terms"""
+
+    TOKENS = "tokens"
+    """The tokenizer's tokens (e.g. ``##ing``); a token with white space (or,
+    for Elasticsearch, a dot), an empty one, or an id beyond the tokenizer
+    is named ``[<term id>]``"""
+
+    IDS = "ids"
+    """The term ids (``"0"`` to ``"30521"`` for BERT)"""
+
+
+@configuration
+class Export:
+    """Exports of each SPLADE index, with the test queries of its documents
+    encoded by the model, to the formats that other engines read; a task per
+    model and collection of documents, after the index is built
+    (``docs/exporting.md``; the same exports of any index folder:
+    ``python -m splade.export``)"""
+
+    formats: Annotated[List[ExportFormat], BeforeValidator(_split_commas)] = Factory(
+        list
+    )
+    """The formats (``anserini``, ``ciff``, ``opensearch``, see
+    :class:`ExportFormat`; on the command line ``-c
+    export.formats=anserini,ciff``); empty: no export"""
+
+    scale: Annotated[float, Gt(0)] = 100.0
+    """Integer weights are ``round(scale * w)`` (halves to even; weights that
+    round to 0 are left out), for ``anserini`` and ``ciff`` (100: as
+    Anserini's SPLADE regressions and pyterrier-pisa)"""
+
+    terms: TermNames = TermNames.TOKENS
+    """How terms are named: ``tokens`` or ``ids``, see :class:`TermNames`"""
+
+    text: bool = False
+    """Also write each document's text (Anserini's ``contents``, a ``text``
+    field for OpenSearch / Elasticsearch); otherwise ids and vectors only"""
+
+    index_name: str = "splade"
+    """The OpenSearch / Elasticsearch index named in the bulk files"""
+
+    field: str = "splade"
+    """The OpenSearch / Elasticsearch field of the vectors"""
+
+
 @configuration
 class SPLADEConfiguration(ConfigurationBase):
     """SPLADE experiment: train, index, retrieve and evaluate"""
@@ -566,6 +637,10 @@ class SPLADEConfiguration(ConfigurationBase):
 
     retrieval: Retrieval = Factory(Retrieval)
     """Retrieval and evaluation"""
+
+    export: Export = Factory(Export)
+    """Exports of the SPLADE indices to other engines' formats (none by
+    default)"""
 
     mining: Optional[Mining] = None
     """Hard negatives mined by a first stage and scored by a teacher, to

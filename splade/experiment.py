@@ -22,6 +22,7 @@ from splade.checks import check
 from splade.configuration import ConfigurationError, Mode, SPLADEConfiguration
 from splade.datasets import Datasets
 from splade.devices import fabric
+from splade.export.tasks import export_indices
 from splade.indexing import BM25Indices, SpladeIndices
 from splade.mining import mine
 from splade.models import splade_model
@@ -146,6 +147,10 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
                 init_tasks=model_init_tasks,
                 fabric_config=device,
             )
+
+            # Export of the indices, with the encoded test queries, to the
+            # formats of other engines (export.formats; docs/exporting.md)
+            export_indices(indices, tests, model_tags)
 
     # Trained models and their training curves (TensorBoard)
     models, logs = {}, {}

@@ -16,15 +16,27 @@ ARCHITECTURES = {Architecture.MAX: spladeV2_max, Architecture.DOC: spladeV2_doc}
 
 
 def problems(model: Model, downloads: bool) -> List[str]:
-    """Whether the base model can be loaded
+    """Whether the base model (and the query encoder) can be loaded: a
+    local folder must hold the files of its architecture
+    (:func:`splade.pretrained.missing_files`)
 
     :param downloads: whether the run downloads what it needs (not a dry
         run): a hub id must then be reachable
     """
     found = []
+    architecture = str(model.architecture)
     for key in ("base_hf_id", "query_hf_id"):
         value = getattr(model, key)
-        if value and downloads and (problem := pretrained.problem(value)):
+        if not value:
+            continue
+        # (a separate query encoder is SPLADE-max)
+        needs = architecture if key == "base_hf_id" else "max"
+        folder = Path(value).expanduser()
+        if folder.is_dir():  # local: checked in a dry run too
+            problem = pretrained.folder_problem(folder, needs)
+        else:
+            problem = pretrained.problem(value, needs) if downloads else None
+        if problem:
             found.append(f"model.{key}: {problem}")
     if model.query_hf_id and Architecture(model.architecture) == Architecture.DOC:
         found.append("model.query_hf_id: SPLADE-doc has no query encoder")

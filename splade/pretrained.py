@@ -7,10 +7,37 @@ model, a model made by this package (a ``splade.*`` datamaestro id, e.g.
 """
 
 from pathlib import Path
-from typing import Optional
+from typing import Dict, List, Optional, Tuple
 
 #: Prefix of the datamaestro ids of the models this package makes
 PACKAGE_MODELS = "splade."
+
+#: What a Hugging Face model folder holds (each entry: one of these files)
+FOLDER_FILES: List[Tuple[str, ...]] = [
+    ("config.json",),
+    (
+        "model.safetensors",
+        "pytorch_model.bin",
+        "model.safetensors.index.json",
+        "pytorch_model.bin.index.json",
+    ),
+    ("tokenizer.json", "vocab.txt", "tokenizer.model", "vocab.json"),
+]
+
+#: What a model folder holds besides, for an architecture
+#: (``model.architecture``): the IDF query side reads OpenSearch's
+#: ``idf.json`` (token -> weight) from the folder
+ARCHITECTURE_FILES: Dict[str, List[Tuple[str, ...]]] = {"idf": [("idf.json",)]}
+
+
+def missing_files(folder: Path, architecture: str = "max") -> List[str]:
+    """The files a model folder lacks (for each, the alternatives)"""
+    needed = FOLDER_FILES + ARCHITECTURE_FILES.get(str(architecture), [])
+    return [
+        " or ".join(names)
+        for names in needed
+        if not any((Path(folder) / name).is_file() for name in names)
+    ]
 
 
 def resolve(base_hf_id: str) -> str:
@@ -27,21 +54,30 @@ def resolve(base_hf_id: str) -> str:
     return base_hf_id
 
 
-def problem(base_hf_id: str) -> Optional[str]:
+def folder_problem(folder: Path, architecture: str = "max") -> Optional[str]:
+    """Why a local model folder cannot be loaded (None if it can): the
+    files it lacks"""
+    missing = missing_files(folder, architecture)
+    if not missing:
+        return None
+    if "config.json" in missing:
+        return f"{folder} is a folder without config.json (not a Hugging Face model)"
+    return f"{folder} lacks what a {architecture} model needs: " + "; ".join(missing)
+
+
+def problem(base_hf_id: str, architecture: str = "max") -> Optional[str]:
     """Why ``base_hf_id`` cannot be loaded (None if it can)
 
-    A hub id is checked in the local Hugging Face cache, then on the hub
-    (one request, no retries: offline, the answer comes at once).
+    A local folder must hold the files of a Hugging Face model (and those
+    of ``architecture``, :data:`ARCHITECTURE_FILES`); a hub id is checked
+    in the local Hugging Face cache, then on the hub (one request, no
+    retries: offline, the answer comes at once).
     """
     local = Path(base_hf_id).expanduser()
     if base_hf_id.startswith(PACKAGE_MODELS):
         return None
     if local.is_dir():
-        if (local / "config.json").is_file():
-            return None
-        return (
-            f"{base_hf_id} is a folder without config.json (not a Hugging Face model)"
-        )
+        return folder_problem(local, architecture)
 
     from huggingface_hub import HfApi, try_to_load_from_cache
 
