@@ -215,13 +215,22 @@ class MinePool(Task):
         return dep(TrecAdhocRun.C(id="", path=self.pool))
 
     def execute(self):
-        ranked = read_scored_run(self.run.path, self.depth)
-        with self.pool.open("wt", encoding="utf-8") as fp:
-            for qid, documents in ranked.items():
-                chosen = pool(qid, documents, self.topk, self.random, self.seed)
-                for rank, (docid, score) in enumerate(chosen, 1):
-                    fp.write(f"{qid} Q0 {docid} {rank} {score!r} pool\n")
-        logger.info("Pools of %d queries", len(ranked))
+        count = write_pools(
+            self.run.path, self.pool, self.topk, self.random, self.depth, self.seed
+        )
+        logger.info("Pools of %d queries", count)
+
+
+def write_pools(run: Path, path: Path, topk: int, random: int, depth: int, seed: int):
+    """Writes the pool of each query of a run (:func:`pool`) as a TREC run;
+    returns the number of queries"""
+    ranked = read_scored_run(run, depth)
+    with Path(path).open("wt", encoding="utf-8") as fp:
+        for qid, documents in ranked.items():
+            chosen = pool(qid, documents, topk, random, seed)
+            for rank, (docid, score) in enumerate(chosen, 1):
+                fp.write(f"{qid} Q0 {docid} {rank} {score!r} pool\n")
+    return len(ranked)
 
 
 def pool(
@@ -294,31 +303,39 @@ class EnsembleScores(Task):
         )
 
     def execute(self):
-        affine = (1.0, 0.0)
-        if self.rescale is not None:
-            ensemble = _moments(s for _, scored in self._ensemble() for s in scored)
-            target = _moments(
-                s for _, scored in self.rescale.iter_queries() for s in scored.values()
-            )
-            affine = rescaling(ensemble, target)
-            logger.info(
-                "Ensemble mean %.4f std %.4f; target mean %.4f std %.4f",
-                *ensemble,
-                *target,
-            )
-        scale, shift = affine
-        with self.path.open("wt", encoding="utf-8") as fp:
-            for qid, scored in self._ensemble():
-                for docid, score in scored.items():
-                    fp.write(f"{qid}\t{docid}\t{scale * score + shift!r}\n")
+        write_ensemble(self.scores, self.rescale, self.path)
 
-    def _ensemble(self) -> Iterator[Tuple[str, Dict[str, float]]]:
-        members = [teacher.iter_queries() for teacher in self.scores]
-        for queries in zip(*members, strict=True):
+
+def write_ensemble(
+    members: List[TeacherScores], rescale: Optional[TeacherScores], path: Path
+):
+    """Writes the ensemble of the teacher scores ``members`` (see
+    :class:`EnsembleScores`) in the format of :class:`TeacherScoresTSV`"""
+
+    def combined() -> Iterator[Tuple[str, Dict[str, float]]]:
+        scored = [teacher.iter_queries() for teacher in members]
+        for queries in zip(*scored, strict=True):
             qids = {qid for qid, _ in queries}
             if len(qids) != 1:
                 raise ValueError(f"The teachers scored other queries: {qids}")
-            yield queries[0][0], ensemble([scored for _, scored in queries])
+            yield queries[0][0], ensemble([scores for _, scores in queries])
+
+    scale, shift = 1.0, 0.0
+    if rescale is not None:
+        source = _moments(s for _, scored in combined() for s in scored.values())
+        target = _moments(
+            s for _, scored in rescale.iter_queries() for s in scored.values()
+        )
+        scale, shift = rescaling(source, target)
+        logger.info(
+            "Ensemble mean %.4f std %.4f, mapped to mean %.4f std %.4f",
+            *source,
+            *target,
+        )
+    with Path(path).open("wt", encoding="utf-8") as fp:
+        for qid, scored in combined():
+            for docid, score in scored.items():
+                fp.write(f"{qid}\t{docid}\t{scale * score + shift!r}\n")
 
 
 def min_max(scores: Dict[str, float]) -> Dict[str, float]:

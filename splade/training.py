@@ -94,14 +94,15 @@ def problems(cfg: SPLADEConfiguration) -> List[str]:
             f"model.document_flops: pairs_mean needs (positive, negative) pairs,"
             f" and learner.loss={loss} on mined candidates learns lists: use batch"
         )
-    if loss == Loss.KL_MARGIN_MSE:
-        if cfg.mining is not None and not cfg.mining.first_stage:
+    if loss == Loss.KL_MARGIN_MSE and cfg.mining is not None:
+        if not cfg.mining.first_stage:
             found.append(
                 "mining.first_stage: learner.loss=kl_margin_mse learns mined lists"
                 " and cannot train the first stage itself: give a trained model"
                 " or a recipe (e.g. splade_pp_sd.yaml)"
             )
-        return found  # data.train is not read
+    if (cfg.mining is not None and cfg.mining.first_stage) or loss not in TRAINING_DATA:
+        return found  # data.train is not read, or cannot be
     split = local_split(data.train)
     if split:
         if loss in DISTILLATION and data.local is not None:

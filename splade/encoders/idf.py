@@ -154,39 +154,52 @@ class ComputeIdf(Task):
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(self.tokenizer)
-        frequency = np.zeros(len(tokenizer), dtype=np.int64)
-        count = 0
-        batch: List[str] = []
-
-        def flush():
-            encoded = tokenizer(
-                batch,
-                add_special_tokens=False,
-                truncation=self.maxlen is not None,
-                max_length=self.maxlen,
-            )["input_ids"]
-            for ids in encoded:
-                frequency[np.unique(np.asarray(ids, dtype=np.int64))] += 1
-            batch.clear()
-
-        for record in tqdm(self.documents.iter_documents(), desc="IDF"):
-            batch.append(record["text_item"].text)
-            count += 1
-            if len(batch) >= self.batch_size:
-                flush()
-        if batch:
-            flush()
-        weights = bm25_idf(count, frequency)
-        weights[sorted(set(tokenizer.all_special_ids))] = 0
-        vocabulary = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
-        table = {token: float(weights[index]) for token, index in vocabulary}
-        self.path.write_text(json.dumps(table))
-        logger.info(
-            "IDF of %d tokens over %d documents (max %.3f)",
-            len(table),
-            count,
-            max(table.values()) if table else math.nan,
+        texts = (r["text_item"].text for r in self.documents.iter_documents())
+        table = document_idf(
+            tqdm(texts, desc="IDF"), tokenizer, self.maxlen, self.batch_size
         )
+        self.path.write_text(json.dumps(table))
+
+
+def document_idf(
+    texts, tokenizer, maxlen: Optional[int] = None, batch_size: int = 1024
+) -> Dict[str, float]:
+    """token -> :func:`bm25_idf` over the texts (tokenized with the Hugging
+    Face ``tokenizer``, the first ``maxlen`` tokens), for every token of the
+    vocabulary; special tokens get 0"""
+    frequency = np.zeros(len(tokenizer), dtype=np.int64)
+    count = 0
+    batch: List[str] = []
+
+    def flush():
+        encoded = tokenizer(
+            batch,
+            add_special_tokens=False,
+            truncation=maxlen is not None,
+            max_length=maxlen,
+        )["input_ids"]
+        for ids in encoded:
+            frequency[np.unique(np.asarray(ids, dtype=np.int64))] += 1
+        batch.clear()
+
+    for text in texts:
+        batch.append(text)
+        count += 1
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    weights = bm25_idf(count, frequency)
+    weights[sorted(set(tokenizer.all_special_ids))] = 0
+    vocabulary = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    table = {token: float(weights[index]) for token, index in vocabulary}
+    logger.info(
+        "IDF of %d tokens over %d documents (max %.3f)",
+        len(table),
+        count,
+        max(table.values()) if table else math.nan,
+    )
+    return table
 
 
 class IdfQueryEncoder(TextEncoderBase[InputType, TextsRepresentationOutput]):
