@@ -181,7 +181,10 @@ def load_encoders(model_path, upstream: bool = False, device="cpu", **settings):
     scorer, _, _ = splade_model(model, idf)
     encoders = []
     for config in (scorer.encoder, scorer.query_encoder):
-        if upstream and type(config) is SpladeMaxEncoder:
+        plain = isinstance(config, SpladeMaxEncoder) and not isinstance(
+            config, LexicalQueryEncoder
+        )
+        if upstream and plain:
             arguments = config.__arguments__()
             arguments.pop("max_tokens", None)
             arguments.pop("activation", None)
