@@ -5,7 +5,9 @@ declared in :mod:`splade.configuration`). What remains is checked here, by
 asking each part of the package about its own section: the data
 (:mod:`splade.datasets`: ids, local files read line by line), the model
 (:mod:`splade.models`: can it be loaded), training (:mod:`splade.training`:
-loss and training data), the engine (:mod:`splade.engines`), the measures
+loss and training data), the mining (:mod:`splade.mining`,
+:mod:`splade.recipes`: teachers, pool, a first stage given as a recipe),
+the engine (:mod:`splade.engines`), the measures
 (:mod:`splade.measures`) and the test collections
 (:mod:`splade.test_collections`); plus the keys that experimaestro would
 ignore silently (a typo). Every problem names its configuration key, so that a
@@ -19,7 +21,15 @@ from typing import Any, Dict, List, Optional, Sequence
 import attr
 import yaml
 
-from splade import engines, measures, models, test_collections, training
+from splade import (
+    engines,
+    measures,
+    mining,
+    models,
+    recipes,
+    test_collections,
+    training,
+)
 from splade.configuration import ConfigurationError, SPLADEConfiguration
 from splade.datasets import Datasets
 from splade.workarounds.experimaestro import command_line
@@ -48,8 +58,10 @@ def check(
     # (the configurations that run: a sweep's variants, not the sweep itself,
     # whose model may be a value that no variant keeps)
     for variant in variants or [cfg]:
-        problems += models.problems(variant.model, downloads)
+        problems += models.problems(variant.model, downloads, variant.mode)
         problems += training.problems(variant)
+        problems += mining.problems(variant)
+        problems += recipes.problems(variant)
         problems += engines.problems(
             variant.retrieval.engine, variant.indexation.shards, start=downloads
         )

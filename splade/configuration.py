@@ -71,6 +71,67 @@ class Architecture(Choice):
     """SPLADE-doc: documents only; a query is the binary bag of its tokens
     (no query encoder at retrieval time)"""
 
+    IDF = "idf"
+    """Inference-free SPLADE with an IDF query side (OpenSearch's
+    ``opensearch-neural-sparse-encoding-doc-*`` models; Geng et al. 2024,
+    https://arxiv.org/abs/2411.04403): documents are encoded as SPLADE-max,
+    a query is the bag of its tokens, each weighted by its IDF (``model.idf``
+    says where the table comes from). A query costs a tokenizer and a table
+    look-up"""
+
+    LEXICAL = "lexical"
+    """SPLADE-v3-Lexical (Lassance et al. 2024,
+    https://arxiv.org/abs/2403.06789): queries are encoded as SPLADE-max,
+    then only the weights of the query's own tokens are kept (no query
+    expansion; naver/splade's ``lexical_type: query``)"""
+
+
+class IdfSource(Choice):
+    """Where the IDF table of the ``idf`` architecture comes from"""
+
+    AUTO = "auto"
+    """``model`` in zero-shot mode (a published inference-free model),
+    ``documents`` when training"""
+
+    MODEL = "model"
+    """The ``idf.json`` file of ``model.base_hf_id`` (a folder or a hub id),
+    as OpenSearch ships its inference-free models: token -> weight"""
+
+    DOCUMENTS = "documents"
+    """Computed by a task of its own on ``data.documents``, with the model's
+    tokenizer: Lucene's BM25 IDF, log(1 + (N - df + 0.5) / (df + 0.5)), of
+    each token (N documents, df of them hold the token)"""
+
+
+class Activation(Choice):
+    """How a SPLADE document encoder turns the maximum of the masked
+    language model logits into a weight (sentence-transformers'
+    ``SpladePooling.activation_function``)"""
+
+    RELU = "relu"
+    """log(1 + ReLU(x)): SPLADE"""
+
+    LOG1P_RELU = "log1p_relu"
+    """log(1 + log(1 + ReLU(x))): OpenSearch's
+    ``opensearch-neural-sparse-encoding-doc-v3-*`` models (Shen et al. 2025,
+    https://arxiv.org/abs/2504.14839)"""
+
+
+class DocumentFlops(Choice):
+    """Over which documents the FLOPS of documents is computed"""
+
+    BATCH = "batch"
+    """All the documents of the batch as one set (positives and negatives
+    together): naver/splade's ``splade/hf/trainers.py`` (SPLADE-v3)"""
+
+    PAIRS_MEAN = "pairs_mean"
+    """The mean of the FLOPS of the positives and the FLOPS of the negatives
+    (each computed on its own): naver/splade's
+    ``splade/tasks/transformer_trainer.py`` (SPLADE v2, DistilSPLADE-max,
+    SPLADE++, Efficient SPLADE). Only for losses on (query, positive,
+    negative) triples (``margin_mse``, ``kl_div``, ``softmax_ce`` without
+    mining)"""
+
 
 class Loss(Choice):
     """The training objective"""
@@ -92,6 +153,15 @@ class Loss(Choice):
     and Clinchant, SIGIR 2022, https://arxiv.org/abs/2207.03834);
     ``data.train`` holds teacher-scored pairs or scored queries"""
 
+    KL_MARGIN_MSE = "kl_margin_mse"
+    """SPLADE-v3 (Lassance et al. 2024, https://arxiv.org/abs/2403.06789;
+    naver/splade's ``kldiv_mse_margin_with_weights``): per query, one
+    positive and ``learner.negatives`` negatives of the mined candidates;
+    the KL divergence between the softmax of the teacher's and of the
+    student's scores over them (weight ``learner.kl_weight``) plus MarginMSE
+    over every pair of them (weight ``learner.margin_mse_weight``). Needs
+    ``mining``"""
+
 
 class Regularization(Choice):
     """How the sparsity of the representations is encouraged"""
@@ -102,7 +172,34 @@ class Regularization(Choice):
 
     L1 = "l1"
     """L1: the mean over the batch of the sum of the weights (Efficient
-    SPLADE's regularization of queries)"""
+    SPLADE's regularization of queries; queries only)"""
+
+    IDF_FLOPS = "idf_flops"
+    """IDF-aware FLOPS (Geng et al. 2024, https://arxiv.org/abs/2411.04403;
+    documents only): FLOPS of the documents' weights each divided by its
+    term's IDF, sum_j (mean_i |d_ij| / idf_j)^2 (``model.idf``), so that
+    informative terms are penalized less. Geng et al. score documents with
+    IDF-weighted queries and regularize the weights themselves: with a
+    binary query side (``architecture: doc``, whose document weights then
+    carry the IDF), this is the same training; with ``architecture: idf``
+    the IDF is already in the query side and ``flops`` is their
+    regularization"""
+
+
+class OptimizerVariant(Choice):
+    """Which AdamW: the package's, or naver/splade's"""
+
+    PACKAGE = "package"
+    """torch's AdamW as xpm_torch sets it: ``eps`` (1e-8) and no weight
+    decay on biases and LayerNorm weights (``re_no_l2_regularization``); also
+    Hugging Face's Trainer default (naver/splade's ``splade/hf_train.py``,
+    SPLADE-v3)"""
+
+    NAVER = "naver"
+    """transformers' AdamW as naver/splade's ``splade/optim/bert_optim.py``
+    builds it (SPLADE v2, SPLADE++, Efficient SPLADE): eps 1e-6 and weight
+    decay on every parameter (``eps`` and ``re_no_l2_regularization`` are
+    then ignored)"""
 
 
 NonNegative = Annotated[float, Ge(0)]
@@ -296,8 +393,20 @@ class Model:
     model this package makes)"""
 
     architecture: Architecture = Architecture.MAX
-    """SPLADE-max (``max``) or SPLADE-doc (``doc``), see
+    """SPLADE-max (``max``), SPLADE-doc (``doc``), inference-free with IDF
+    queries (``idf``) or SPLADE-v3-Lexical (``lexical``), see
     :class:`Architecture`"""
+
+    idf: IdfSource = IdfSource.AUTO
+    """Where the IDF table of ``architecture: idf`` (and of the
+    ``idf_flops`` regularization) comes from, see :class:`IdfSource`"""
+
+    document_activation: Optional[Activation] = None
+    """The activation of the document encoder (see :class:`Activation`);
+    unset: ``relu``, except with ``architecture: idf``, where it is what the
+    model folder's sentence-transformers configuration says (its
+    ``SpladePooling`` module's ``activation_function``; OpenSearch's doc-v3
+    models say ``log1p_relu``), ``relu`` when it says nothing"""
 
     lambda_q: NonNegative = 0.5
     """FLOPS regularization weight for queries"""
@@ -311,7 +420,23 @@ class Model:
 
     query_regularization: Regularization = Regularization.FLOPS
     """Regularization of the query representations (weight ``lambda_q``):
-    ``flops`` or ``l1`` (Efficient SPLADE); documents always have FLOPS"""
+    ``flops`` or ``l1`` (Efficient SPLADE, SPLADE-v3)"""
+
+    document_regularization: Regularization = Regularization.FLOPS
+    """Regularization of the document representations (weight
+    ``lambda_d``): ``flops`` or ``idf_flops`` (Geng et al.), see
+    :class:`Regularization`"""
+
+    document_flops: DocumentFlops = DocumentFlops.BATCH
+    """Which documents the FLOPS of documents is computed over: ``batch``
+    (naver/splade's SPLADE-v3 code) or ``pairs_mean`` (its SPLADE v2 and
+    SPLADE++ code), see :class:`DocumentFlops`"""
+
+    anti_zero: bool = False
+    """Adds naver/splade's "anti-zero" term, 1 / (sum of the batch's query
+    weights)^2 + 1 / (sum of its document weights)^2 (no weight), which
+    keeps the representations from collapsing to zero
+    (``splade/hf/trainers.py``, SPLADE-v3)"""
 
     query_hf_id: Optional[str] = None
     """A separate query encoder (Efficient SPLADE), as ``base_hf_id``: a
@@ -353,6 +478,33 @@ class Optimization(TransformerOptimization):
     steps_per_epoch: Positive = 32
     """Number of steps (batches) per epoch"""
 
+    weight_decay: NonNegative = 1e-2
+    """AdamW's weight decay (of the parameters ``variant`` says)"""
+
+    eps: Annotated[float, Gt(0)] = 1e-8
+    """AdamW's epsilon (``variant: package``)"""
+
+    re_no_l2_regularization: List[str] = Factory(lambda: [r"\.bias$", r"\.LayerNorm\."])
+    """Regular expressions of the parameters without weight decay
+    (``variant: package``): biases and LayerNorm weights"""
+
+    variant: OptimizerVariant = OptimizerVariant.PACKAGE
+    """The package's AdamW or naver/splade's, see :class:`OptimizerVariant`"""
+
+    max_grad_norm: Optional[Annotated[float, Gt(0)]] = None
+    """Gradients are clipped to this norm before each step (Hugging Face's
+    Trainer clips them to 1 by default: naver/splade's SPLADE-v3 code);
+    unset: not clipped (naver/splade's SPLADE v2 / SPLADE++ code)"""
+
+    @property
+    def optimizer(self):
+        """The optimizers and schedulers of xpm_torch (``variant: naver``:
+        one group, every parameter decayed, eps 1e-6)"""
+        if OptimizerVariant(self.variant) == OptimizerVariant.NAVER:
+            naver = attr.evolve(self, eps=1e-6, re_no_l2_regularization=[])
+            return TransformerOptimization.optimizer.func(naver)
+        return TransformerOptimization.optimizer.func(self)
+
 
 @configuration
 class Learner:
@@ -362,8 +514,25 @@ class Learner:
     """Optimizer, learning rate schedule, batch size, epochs and steps"""
 
     loss: Loss = Loss.MARGIN_MSE
-    """``margin_mse`` (DistilSPLADE-max) or ``softmax_ce`` (SPLADE v2), see
+    """``margin_mse`` (DistilSPLADE-max), ``softmax_ce`` (SPLADE v2),
+    ``kl_div`` (Efficient SPLADE) or ``kl_margin_mse`` (SPLADE-v3), see
     :class:`Loss`"""
+
+    negatives: Positive = 8
+    """Negatives per query when training on mined candidates with
+    ``kl_margin_mse`` or ``softmax_ce`` (naver/splade's ``n_negatives``):
+    drawn without replacement among the query's scored non-positive
+    candidates (with replacement when it has no more than that many); the
+    positive is drawn among its scored relevant documents"""
+
+    kl_weight: NonNegative = 0.99
+    """Weight of the KL divergence in ``kl_margin_mse`` (naver: 0.99)"""
+
+    margin_mse_weight: NonNegative = 0.05
+    """Weight of MarginMSE in ``kl_margin_mse`` (naver: 0.05)"""
+
+    temperature: Annotated[float, Gt(0)] = 1.0
+    """Temperature of the softmaxes of ``kl_margin_mse`` (naver: 1)"""
 
     validation_interval: Positive = 1
     """Number of epochs between two validations"""
@@ -409,11 +578,15 @@ class Mining:
     the training queries, the teacher's scores of them"""
 
     first_stage: Optional[str] = None
-    """The first stage: a trained SPLADE model (Hugging Face hub id or
-    folder, e.g. ``naver/splade-cocondenser-ensembledistil``); unset: the
-    model that this experiment trains first, with the recipe's settings and
-    training data (e.g. SPLADE++ EnsembleDistil), also evaluated
-    (``model=splade-first-stage``)"""
+    """The first stage: a trained SPLADE-max model (Hugging Face hub id or
+    folder, e.g. ``naver/splade-cocondenser-ensembledistil``); or a recipe
+    of this folder (``splade_pp_sd.yaml``): the model that recipe trains,
+    built here with that recipe's own configuration (the ``-c`` options are
+    not applied to it), so that its tasks are those of a run of that recipe
+    (shared in a workspace), also evaluated (``model=splade-first-stage``);
+    unset: the model that this experiment trains first, with the recipe's
+    settings and training data (e.g. SPLADE++ EnsembleDistil), also
+    evaluated"""
 
     queries: str = "com.microsoft.msmarco.passage.train"
     """Training queries with their relevance judgements (an ad-hoc dataset,
@@ -427,6 +600,15 @@ class Mining:
     """Documents retrieved by the first stage for each query, then scored by
     the teacher (with the query's positives)"""
 
+    random: Annotated[int, Ge(0)] = 0
+    """Plus these many documents drawn at random (uniformly, without
+    replacement) among the first stage's ranks ``topk + 1`` to ``depth``
+    (SPLADE-v3's pool: the top-50 and 50 of the top-1000, naver/splade's
+    ``distil_top50_50_random``); 0: the top-k only"""
+
+    depth: Positive = 1000
+    """Documents retrieved by the first stage when ``random`` is set"""
+
     init_from_first_stage: bool = False
     """The model starts from the first stage's weights (a continued
     training) instead of ``model.base_hf_id`` (the paper's SelfDistil starts
@@ -434,8 +616,24 @@ class Mining:
 
     teacher: str = "cross-encoder/ms-marco-MiniLM-L-6-v2"
     """The teacher: a cross-encoder (Hugging Face hub id or folder of a
-    sequence classification model), or ``splade.debug.teacher`` (the debug
-    collection's oracle)"""
+    sequence classification model), ``splade.debug.teacher`` (the debug
+    collection's oracle) or ``splade.debug.teacher.noisy`` (the oracle plus
+    Gaussian noise)"""
+
+    teachers: Names = Factory(list)
+    """A teacher ensemble (SPLADE-v3), each as ``teacher``, replacing
+    ``teacher``: each one scores the candidates in a task of its own (cached:
+    adding a teacher scores nothing again), then each one's scores are
+    min-max normalised per query and averaged (``-c
+    mining.teachers=a,b``)"""
+
+    rescale: Optional[str] = None
+    """One of ``teachers``: the ensemble's scores are mapped by an affine
+    transformation to the mean and standard deviation (over every scored
+    pair) of this teacher's scores (SPLADE-v3's "rescored" data, naver's
+    ``distil_top50_50_random_rescored``: the ensemble on the scale of
+    ``cross-encoder/ms-marco-MiniLM-L-6-v2``'s scores, which the KL's
+    temperature 1 was set for); unset: the average as it is (in [0, 1])"""
 
     teacher_maxlen: Positive = 512
     """Maximum number of tokens of a (query, document) pair for the

@@ -14,19 +14,26 @@ from experimaestro import RunMode
 from experimaestro.experiments.grid import generate_grid
 from xpm_torch import Random
 from xpm_torch.learner import Learner
+from xpm_torch.optim import GradientClippingHook
 from xpmir.datasets.adapters import RetrieverBasedCollection
 from xpmir.experiments.ir import IRExperimentHelper, ir_experiment
 from xpmir.papers.results import PaperResults
 
 from splade.checks import check
-from splade.configuration import ConfigurationError, Mode, SPLADEConfiguration
+from splade.configuration import (
+    Architecture,
+    ConfigurationError,
+    Mode,
+    SPLADEConfiguration,
+)
 from splade.datasets import Datasets
 from splade.devices import fabric
 from splade.export.tasks import export_indices
 from splade.indexing import BM25Indices, SpladeIndices
 from splade.mining import mine
-from splade.models import splade_model
+from splade.models import InitFromCheckpoint, idf_table, splade_model
 from splade.plots import save_trade_off
+from splade.recipes import is_recipe, load_recipe
 from splade.requirements import Launchers
 from splade.results import tagged
 from splade.results_folder import save_configuration
@@ -81,49 +88,24 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
         tags = {"model": "splade", **sweep}
         device = fabric(variant.precision)
         variant_launchers = Launchers(variant)
+        training = dict(
+            datasets=datasets,
+            documents=documents,
+            validation=validation,
+            negatives=bm25.retriever(documents, topk=variant.bm25.negatives_topk),
+        )
 
-        # SPLADE model and its FLOPS regularization
-        scorer, flops, init_tasks = splade_model(variant.model)
-
-        # Zero-shot: the model is evaluated as it is
+        # Zero-shot: the model (and its IDF table, if it needs one) is
+        # evaluated as it is
         if variant.mode == Mode.ZERO_SHOT:
+            idf = idf_table(variant.model, variant.mode, documents, launchers.bm25())
+            scorer, _, init_tasks = splade_model(variant.model, idf)
             evaluated = [(None, init_tasks, tags)]
         else:
-            training = dict(
-                datasets=datasets,
-                documents=documents,
-                validation=validation,
-                negatives=bm25.retriever(documents, topk=variant.bm25.negatives_topk),
+            evaluated = []
+            scorer, best, init_tasks = trained(
+                variant, tags, training, evaluated, learners
             )
-            evaluated, scored = [], None
-
-            # SPLADE++ SelfDistil: a first stage (a given model, or one trained
-            # here on the recipe's data) retrieves hard negatives for the
-            # training queries, a teacher scores them, the model learns them
-            if variant.mining is not None:
-                if variant.mining.first_stage:
-                    given = evolve(variant.model, base_hf_id=variant.mining.first_stage)
-                    first, _, first_tasks = splade_model(given)
-                else:
-                    first_tags = {**tags, "model": "splade-first-stage"}
-                    first_best, first_learner = train(
-                        variant, first_tags, scorer, flops, init_tasks, **training
-                    )
-                    first, first_tasks = scorer, [first_best]
-                    evaluated.append((first_best, first_tasks, first_tags))
-                    learners.append((first_learner, first_tags, first_best))
-                first_indices = SpladeIndices(
-                    variant, first, first_tasks, device, variant_launchers
-                )
-                index = first_indices.index(documents)
-                scored = mine(variant, datasets, first, index, first_tasks, device)
-                if variant.mining.init_from_first_stage:
-                    scorer, init_tasks = first, first_tasks
-
-            best, learner = train(
-                variant, tags, scorer, flops, init_tasks, scored=scored, **training
-            )
-            learners.append((learner, tags, best))
             evaluated.append((best, [best], tags))
             if variant.retrieval.evaluate_untrained:
                 evaluated.append(
@@ -134,8 +116,9 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
         # the query encoder, evaluation (also of the model before training,
         # if asked)
         for checkpoint, model_init_tasks, model_tags in evaluated:
+            model = checkpoint.value if checkpoint is not None else scorer
             indices = SpladeIndices(
-                variant, scorer, model_init_tasks, device, variant_launchers
+                variant, model, model_init_tasks, device, variant_launchers
             )
             tests.evaluate(
                 model_tags,
@@ -167,6 +150,72 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
         # beside results.csv: effectiveness against FLOPS and latency
         save_trade_off(tests.to_dataframe(), helper.xp.resultspath, cfg.title or cfg.id)
     return PaperResults(models=models, evaluations=tests, tb_logs=logs)
+
+
+def trained(cfg, tags, training, evaluated, learners):
+    """Trains the model of ``cfg`` (after its first stage, with ``mining``);
+    returns the scorer that is trained, its best checkpoint and the tasks
+    that initialized it
+
+    :param evaluated: the first stage's (checkpoint, init tasks, tags) is
+        added to it (it is evaluated too)
+    :param learners: the learners (learner, tags, best checkpoint) are
+        added to it
+    """
+    documents = training["documents"]
+    idf = idf_table(cfg.model, cfg.mode, documents, Launchers(cfg).bm25())
+    scorer, flops, init_tasks = splade_model(cfg.model, idf)
+    scored = None
+    if cfg.mining is not None:
+        # SPLADE++ SelfDistil, SPLADE-v3: a first stage (a given model, one
+        # trained by another recipe, or one trained here on the recipe's
+        # data) retrieves hard negatives for the training queries, teachers
+        # score them, the model learns them
+        first_tags = {**tags, "model": "splade-first-stage"}
+        first_stage = cfg.mining.first_stage
+        if is_recipe(first_stage):
+            first, first_best, _ = trained(
+                load_recipe(first_stage), first_tags, training, [], []
+            )
+            first_tasks = [first_best]
+            evaluated.append((first_best, first_tasks, first_tags))
+        elif first_stage:
+            # a SPLADE-max model, whatever the architecture trained here
+            given = evolve(
+                cfg.model,
+                base_hf_id=first_stage,
+                architecture=Architecture.MAX,
+                query_hf_id=None,
+                document_activation=None,
+            )
+            first, _, first_tasks = splade_model(given)
+        else:
+            first_best, first_learner = train(
+                cfg, first_tags, scorer, flops, init_tasks, **training
+            )
+            first, first_tasks = scorer, [first_best]
+            evaluated.append((first_best, first_tasks, first_tags))
+            learners.append((first_learner, first_tags, first_best))
+        device = fabric(cfg.precision)
+        first_indices = SpladeIndices(cfg, first, first_tasks, device, Launchers(cfg))
+        index = first_indices.index(documents)
+        scored = mine(cfg, training["datasets"], first, index, first_tasks, device)
+        if cfg.mining.init_from_first_stage:
+            if is_recipe(first_stage):
+                # the recipe's weights, in this recipe's model
+                init_tasks = [InitFromCheckpoint.C(checkpoint=first_best, model=scorer)]
+            elif first_stage:
+                # this recipe's model, from the given model's weights
+                model = evolve(cfg.model, base_hf_id=first_stage)
+                scorer, _, init_tasks = splade_model(model, idf)
+            else:
+                scorer, init_tasks = first, first_tasks
+
+    best, learner = train(
+        cfg, tags, scorer, flops, init_tasks, scored=scored, **training
+    )
+    learners.append((learner, tags, best))
+    return scorer, best, init_tasks
 
 
 def train(
@@ -232,8 +281,16 @@ def train(
             fabric_config=fabric(
                 cfg.precision, cfg.learner.devices, cfg.learner.num_nodes
             ),
+            **clipping(optimization),
         ),
         tags,
     )
     outputs = learner.submit(launcher=Launchers(cfg).learner(), init_tasks=init_tasks)
     return outputs.listeners["bestval"]["RR@10"], learner
+
+
+def clipping(optimization) -> dict:
+    """The learner's gradient clipping hook, if any"""
+    if optimization.max_grad_norm is None:
+        return {}
+    return {"hooks": [GradientClippingHook.C(max_norm=optimization.max_grad_norm)]}

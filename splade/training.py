@@ -9,7 +9,12 @@
   document, the query's negative and the other documents of the batch
   (in-batch negatives), on (query, positive, negative) triplets, or on
   queries with relevance judgements whose negatives are sampled from the
-  BM25 top-k (hard negatives).
+  BM25 top-k (hard negatives); on mined candidates (SPLADE-v3-Doc), over
+  the positive and every negative of the batch (naver's ``contrastive``);
+- ``kl_margin_mse`` (SPLADE-v3): KL divergence and MarginMSE on lists of
+  one positive and ``learner.negatives`` negatives of mined candidates
+  (:class:`splade.distillation.TeacherLists`,
+  :class:`splade.distillation.ListwiseTrainer`).
 """
 
 from typing import List, Optional
@@ -26,10 +31,21 @@ from xpmir.datasets.adapters import MemoryTopicStore
 from xpmir.letor.distillation.pairwise import DistillationPairwiseTrainer
 from xpmir.letor.processors import StoreHydrator
 
-from splade.configuration import Learner, Loss, Mode, SPLADEConfiguration
+from splade.configuration import (
+    DocumentFlops,
+    Learner,
+    Loss,
+    Mode,
+    SPLADEConfiguration,
+)
 from splade.datasets import Datasets, datamaestro_problem, find, local_split
-from splade.distillation import TeacherPairs
-from splade.losses import DISTILLATION, SoftmaxCrossEntropy
+from splade.distillation import ListwiseTrainer, TeacherLists, TeacherPairs
+from splade.losses import (
+    DISTILLATION,
+    LISTWISE,
+    KLMarginMSELoss,
+    SoftmaxCrossEntropy,
+)
 from splade.teacher_scores import ScoredQueries, TeacherScores
 from splade.workarounds.xpmir import (
     DistillationSamplesSampler,
@@ -67,11 +83,26 @@ def problems(cfg: SPLADEConfiguration) -> List[str]:
             f" = {processes}"
         )
     loss = Loss(learner.loss)
-    if cfg.mining is not None and loss not in DISTILLATION:
+    if loss == Loss.KL_MARGIN_MSE and cfg.mining is None:
         found.append(
-            f"learner.loss: {loss} cannot learn from the mined negatives"
-            f" (mining): one of {', '.join(map(str, DISTILLATION))}"
+            "learner.loss: kl_margin_mse learns lists of mined candidates: set"
+            " the mining section (see splade/splade_v3.yaml)"
         )
+    pairs_mean = DocumentFlops(cfg.model.document_flops) == DocumentFlops.PAIRS_MEAN
+    if pairs_mean and listwise(cfg):
+        found.append(
+            f"model.document_flops: pairs_mean needs (positive, negative) pairs,"
+            f" and learner.loss={loss} on mined candidates learns lists: use batch"
+        )
+    if loss == Loss.KL_MARGIN_MSE and cfg.mining is not None:
+        if not cfg.mining.first_stage:
+            found.append(
+                "mining.first_stage: learner.loss=kl_margin_mse learns mined lists"
+                " and cannot train the first stage itself: give a trained model"
+                " or a recipe (e.g. splade_pp_sd.yaml)"
+            )
+    if (cfg.mining is not None and cfg.mining.first_stage) or loss not in TRAINING_DATA:
+        return found  # data.train is not read, or cannot be
     split = local_split(data.train)
     if split:
         if loss in DISTILLATION and data.local is not None:
@@ -98,6 +129,15 @@ def problems(cfg: SPLADEConfiguration) -> List[str]:
                 f" {', '.join(e.__name__ for e in expected)}"
             )
     return found
+
+
+def listwise(cfg: SPLADEConfiguration) -> bool:
+    """Whether the training learns lists (one positive and n negatives per
+    query) of mined candidates"""
+    loss = Loss(cfg.learner.loss)
+    return loss == Loss.KL_MARGIN_MSE or (
+        cfg.mining is not None and loss == Loss.SOFTMAX_CE
+    )
 
 
 def training_data(learner: Learner, datasets: Datasets, seed: int = 0):
@@ -135,6 +175,29 @@ def trainer(
     )
 
     loss = Loss(learner.loss)
+    if loss in LISTWISE and isinstance(train, ScoredQueries):
+        # SPLADE-v3: lists of one positive and n negatives per query
+        lists = TeacherLists.C(
+            scores=train.scores, qrels=train.qrels, negatives=learner.negatives
+        )
+        sampler = ProcessedSampler.C(
+            sampler=lists,
+            processors=[
+                StoreHydrator.C(
+                    documentstore=documents,
+                    querystore=MemoryTopicStore.C(topics=train.topics),
+                )
+            ],
+        )
+        lossfn = LISTWISE[loss].C()
+        if loss == Loss.KL_MARGIN_MSE:
+            lossfn = KLMarginMSELoss.C(
+                kl_weight=learner.kl_weight,
+                margin_mse_weight=learner.margin_mse_weight,
+                temperature=learner.temperature,
+            )
+        return ListwiseTrainer.C(sampler=sampler, lossfn=lossfn, **common)
+
     if loss in DISTILLATION:
         if isinstance(train, ScoredQueries):
             pairs = TeacherPairs.C(scores=train.scores, qrels=train.qrels)

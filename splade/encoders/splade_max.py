@@ -33,10 +33,12 @@ there gave the same vectors and gradients but made a training step slower
 (28.9 ms against 23.3 ms on an H200, ``bench/gpu_check.py``).
 """
 
-from typing import List
+import json
+from pathlib import Path
+from typing import List, Optional
 
 import torch
-from experimaestro import Meta, field
+from experimaestro import Meta, Param, field
 from xpm_torch.module import initialized
 from xpmir.neural.splade import MaxAggregation, SpladeTextEncoder
 from xpmir.text import TokenizerOptions
@@ -77,8 +79,31 @@ class SpladeMaxEncoder(SpladeTextEncoder):
     also bounds the logits computed at once (max_tokens x
     vocabulary floats)"""
 
+    activation: Param[str] = field(default="relu", ignore_default=True)
+    """``relu`` (log(1 + ReLU(x)), SPLADE), ``log1p_relu`` (log(1 + log(1 +
+    ReLU(x))), OpenSearch's doc-v3 models) or ``auto`` (what the model
+    folder's sentence-transformers ``SpladePooling`` configuration says,
+    ``relu`` when it says nothing)"""
+
+    def __initialize__(self):
+        super().__initialize__()
+        self._double_log = self._activation() == "log1p_relu"
+
+    def _activation(self) -> str:
+        if self.activation != "auto":
+            return self.activation
+        return folder_activation(self.encoder.config.hf_id) or "relu"
+
     @initialized
     def forward(self, texts) -> TextsRepresentationOutput:
+        output = self._forward(texts)
+        if self._double_log:
+            output = TextsRepresentationOutput(
+                torch.log1p(output.value), output.tokenized
+            )
+        return output
+
+    def _forward(self, texts) -> TextsRepresentationOutput:
         if (
             not isinstance(self.aggregation, MaxAggregation)
             or len(texts) == 0
@@ -148,3 +173,26 @@ def groups_in_order(lengths: List[int], max_tokens: int) -> List[List[int]]:
     if current:
         groups.append(current)
     return groups
+
+
+def folder_activation(hf_id: str) -> Optional[str]:
+    """The activation function (``relu`` or ``log1p_relu``) of the
+    sentence-transformers ``SpladePooling`` module of the model folder or hub
+    id ``hf_id`` (a ``*SpladePooling/config.json`` file, as in OpenSearch's
+    models: ``document_1_SpladePooling/config.json``); None when there is
+    none"""
+    folder = Path(hf_id)
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(
+                snapshot_download(hf_id, allow_patterns=["*SpladePooling/config.json"])
+            )
+        except Exception:  # no such file, or offline: nothing said
+            return None
+    for config in sorted(folder.glob("*SpladePooling/config.json")):
+        value = json.loads(config.read_text()).get("activation_function")
+        if value:
+            return value
+    return None
