@@ -88,8 +88,13 @@ def load_encoders(model_path, upstream: bool = False, device="cpu", **settings):
     encoders = []
     for config in (scorer.encoder, scorer.query_encoder):
         if upstream and isinstance(config, SpladeMaxEncoder):
-            arguments = config.__arguments__()
-            arguments.pop("max_tokens", None)
+            # (xpmir's parameters only: not max_tokens, head, topk)
+            upstream_fields = SpladeTextEncoder.__getxpmtype__().arguments
+            arguments = {
+                key: value
+                for key, value in config.__arguments__().items()
+                if key in upstream_fields
+            }
             config = SpladeTextEncoder.C(**arguments)
         encoder = config.instance()
         encoder.initialize()
