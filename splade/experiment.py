@@ -24,7 +24,7 @@ from splade.datasets import Datasets
 from splade.devices import fabric
 from splade.indexing import BM25Indices, SpladeIndices
 from splade.mining import mine
-from splade.models import splade_model
+from splade.models import adaptation_settings, mntp_task, splade_model
 from splade.requirements import Launchers
 from splade.results import tagged
 from splade.test_collections import test_collections
@@ -77,8 +77,17 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
         device = fabric(variant.precision)
         variant_launchers = Launchers(variant)
 
-        # SPLADE model and its FLOPS regularization
-        scorer, flops, init_tasks = splade_model(variant.model)
+        # A decoder's MNTP adaptation (its own task, shared by the variants
+        # that have the same), then the SPLADE model and its FLOPS
+        # regularization
+        adapted = None
+        if adaptation_settings(variant.model) is not None:
+            adapted = mntp_task(
+                variant.model,
+                datasets.get(adaptation_documents(variant)),
+                variant_launchers.mntp(),
+            )
+        scorer, flops, init_tasks = splade_model(variant.model, adapted)
 
         # Zero-shot: the model is evaluated as it is
         if variant.mode == Mode.ZERO_SHOT:
@@ -156,6 +165,13 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
         raise_if_failed(helper.xp)
         tests.print_summary()
     return PaperResults(models=models, evaluations=tests, tb_logs=logs)
+
+
+def adaptation_documents(cfg: SPLADEConfiguration) -> str:
+    """The documents of the MNTP adaptation (``model.mntp.documents``, or
+    ``data.documents``)"""
+    mntp = cfg.model.mntp
+    return (mntp.documents if mntp and mntp.documents else None) or cfg.data.documents
 
 
 def train(

@@ -12,6 +12,9 @@ from typing import Optional
 #: Prefix of the datamaestro ids of the models this package makes
 PACKAGE_MODELS = "splade."
 
+#: The file of a LoRA adapter in ``peft``'s layout (e.g. Lion-SP's)
+ADAPTER = "adapter_config.json"
+
 
 def resolve(base_hf_id: str) -> str:
     """What Hugging Face's ``from_pretrained`` takes: an absolute folder path
@@ -37,17 +40,20 @@ def problem(base_hf_id: str) -> Optional[str]:
     if base_hf_id.startswith(PACKAGE_MODELS):
         return None
     if local.is_dir():
-        if (local / "config.json").is_file():
+        # a Hugging Face model, or a LoRA adapter (peft layout)
+        if any((local / name).is_file() for name in ("config.json", ADAPTER)):
             return None
         return (
             f"{base_hf_id} is a folder without config.json (not a Hugging Face model)"
+            f" nor {ADAPTER} (not a LoRA adapter)"
         )
 
     from huggingface_hub import HfApi, try_to_load_from_cache
 
     try:
-        if isinstance(try_to_load_from_cache(base_hf_id, "config.json"), str):
-            return None
+        for name in ("config.json", ADAPTER):
+            if isinstance(try_to_load_from_cache(base_hf_id, name), str):
+                return None
         HfApi().model_info(base_hf_id, timeout=10)
         return None
     except Exception as e:
