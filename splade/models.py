@@ -40,12 +40,35 @@ def problems(model: Model, downloads: bool) -> List[str]:
     if model.query_hf_id and Architecture(model.architecture) == Architecture.DOC:
         found.append("model.query_hf_id: SPLADE-doc has no query encoder")
     found += decoder_problems(model)
+    if Backbone(model.backbone) == Backbone.DECODER and downloads:
+        location = pretrained.resolve(model.base_hf_id)
+        if problem := adapter_problem(location, model.decoder.adapter_base):
+            found.append(problem)
     if model.topk.query and Architecture(model.architecture) == Architecture.DOC:
         found.append(
             "model.topk.query: SPLADE-doc's queries are bags of tokens (no"
             " query encoder to truncate)"
         )
     return found
+
+
+def adapter_problem(location: str, adapter_base: Optional[str]) -> Optional[str]:
+    """Why the base of a LoRA adapter (``location``, e.g. a Lion-SP
+    checkpoint) cannot be loaded (None if it can, or if ``location`` is not
+    an adapter)"""
+    from splade.encoders.decoder import adapter_base as named_base
+
+    named = named_base(location)
+    if named is None:
+        return None
+    base = adapter_base or named
+    if problem := pretrained.problem(base):
+        return (
+            f"model.decoder.adapter_base: the LoRA adapter {location} is over"
+            f" {named}, and {base} cannot be loaded ({problem}); set"
+            " model.decoder.adapter_base to a folder holding that base model"
+        )
+    return None
 
 
 def decoder_problems(model: Model) -> List[str]:

@@ -23,13 +23,13 @@ with ``t* = argmax_t x_t . w_v`` and ``g_iv`` the gradient of the maximum,
 nothing else. :class:`MaxLogits` keeps, per text, the maximum and the
 argmax token (2 x batch x vocabulary numbers) and rebuilds the backward from
 them, with the same matrix products as autograd's (on a chunk of tokens at a
-time: the gradient of the chunk's logits, zero except at the argmax
-positions, is scattered, then multiplied), or, when few gradients are not
+time, whatever the texts: the gradient of the chunk's logits, zero except at
+the argmax positions, is scattered, then multiplied), or, when few gradients are not
 zero (trained SPLADE vectors have a few hundred active entries; ReLU zeroes
 the gradient of the others), by gathering the rows involved only.
 
-Values equal :func:`chunked_max_logits`'s (the same products on the same
-chunks), gradients equal autograd's to float precision
+Values and gradients equal autograd's (:func:`chunked_max_logits`) to float
+precision
 (``tests/unit/test_vocabulary_head.py``); ``bench/vocabulary_head.py``
 measures memory and time.
 """
@@ -40,8 +40,10 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "CHUNK_BYTES",
     "HEADS",
     "MaxLogits",
+    "chunk_tokens",
     "chunked_max_logits",
     "groups_in_order",
     "max_logits",
@@ -52,6 +54,11 @@ __all__ = [
 #: chunks of logits, :func:`chunked_max_logits`), ``auto`` (``memory``,
 #: except xpmir's fused Sparton kernel where it runs: CUDA with Triton)
 HEADS = ("auto", "memory", "plain")
+
+#: Bytes of logits (or of their gradient) that :class:`MaxLogits` computes
+#: at once: chunks of whole texts of about this size (at least one text);
+#: nothing else it keeps grows with the texts' length
+CHUNK_BYTES = 64 * 2**20
 
 #: The sparse backward (gathering rows) is chosen when the number of
 #: non-zero gradients times this factor is below the number of logits of the
@@ -75,11 +82,42 @@ def groups_in_order(lengths: Sequence[int], max_tokens: int) -> List[List[int]]:
     return groups
 
 
+def chunk_tokens(vocabulary: int, max_tokens: Optional[int] = None) -> int:
+    """Tokens projected at once by :class:`MaxLogits`: :data:`CHUNK_BYTES`
+    of float32 logits (at most ``max_tokens``)"""
+    tokens = max(1, CHUNK_BYTES // (4 * vocabulary))
+    return min(tokens, max_tokens) if max_tokens else tokens
+
+
 def _autocast_dtype(device: torch.device) -> Optional[torch.dtype]:
     """The dtype of matrix products under the autocast of ``device``, if any"""
     if torch.is_autocast_enabled(device.type):
         return torch.get_autocast_dtype(device.type)
     return None
+
+
+def token_chunks(lengths: Sequence[int], max_tokens: int):
+    """Consecutive chunks of at most ``max_tokens`` tokens of the texts
+    (one after the other): ``(start, stop, texts)`` where ``texts`` lists
+    the ``(text, first, last)`` token ranges of the texts in the chunk (a
+    text may span several chunks)"""
+    bounds, total = [], 0
+    for length in lengths:
+        if length <= 0:
+            raise ValueError("every text needs at least one token")
+        bounds.append((total, total + length))
+        total += length
+    text = 0
+    for start in range(0, total, max_tokens):
+        stop = min(total, start + max_tokens)
+        while bounds[text][1] <= start:
+            text += 1
+        parts, current = [], text
+        while current < len(bounds) and bounds[current][0] < stop:
+            first, last = bounds[current]
+            parts.append((current, max(first, start), min(last, stop)))
+            current += 1
+        yield start, stop, parts
 
 
 class MaxLogits(torch.autograd.Function):
@@ -91,8 +129,9 @@ class MaxLogits(torch.autograd.Function):
     :param weight: the projection (vocabulary x hidden)
     :param bias: its bias (vocabulary) or None
     :param lengths: the number of tokens of each text (at least one each)
-    :param max_tokens: tokens projected at once (bounds the logits computed
-        at once, in both passes, to max_tokens x vocabulary)
+    :param max_tokens: tokens projected at once, whatever the texts (bounds
+        the logits computed at once, in both passes, to max_tokens x
+        vocabulary)
     """
 
     @staticmethod
@@ -101,22 +140,21 @@ class MaxLogits(torch.autograd.Function):
         argmax = torch.empty(
             len(lengths), vocabulary, dtype=torch.long, device=hidden.device
         )
-        maxima, start, text = None, 0, 0
-        for chunk in groups_in_order(lengths, max_tokens):
-            size = sum(chunk)
-            logits = F.linear(hidden[start : start + size], weight, bias)
+        maxima, seen = None, set()
+        for start, stop, parts in token_chunks(lengths, max_tokens):
+            logits = F.linear(hidden[start:stop], weight, bias)
             if maxima is None:
                 maxima = logits.new_empty(len(lengths), vocabulary)
-            offset = 0
-            for length in chunk:
-                if length <= 0:
-                    raise ValueError("every text needs at least one token")
-                values, indices = logits[offset : offset + length].max(dim=0)
-                maxima[text] = values
-                argmax[text] = indices + (start + offset)
-                offset += length
-                text += 1
-            start += size
+            for text, first, last in parts:
+                values, indices = logits[first - start : last - start].max(dim=0)
+                indices += first
+                if text not in seen:
+                    maxima[text], argmax[text] = values, indices
+                    seen.add(text)
+                else:  # the rest of a text (the first maximum is kept)
+                    better = values > maxima[text]
+                    maxima[text] = torch.where(better, values, maxima[text])
+                    argmax[text] = torch.where(better, indices, argmax[text])
             del logits
         ctx.save_for_backward(hidden, weight, argmax)
         ctx.has_bias = bias is not None
@@ -157,20 +195,21 @@ def _dense_backward(grad, argmax, hidden, weight, d_hidden, d_weight, ctx):
     chunk's logits gradient is zero but at each text's argmax tokens"""
     dtype, vocabulary = ctx.dtype, weight.shape[0]
     w = weight.to(dtype)
-    start, text = 0, 0
-    for chunk in groups_in_order(ctx.lengths, ctx.max_tokens):
-        size, count = sum(chunk), len(chunk)
-        logits_grad = grad.new_zeros(size, vocabulary)
+    for start, stop, parts in token_chunks(ctx.lengths, ctx.max_tokens):
+        texts = torch.tensor([text for text, _, _ in parts], device=argmax.device)
+        positions = argmax[texts] - start
+        inside = (positions >= 0) & (positions < stop - start)
+        logits_grad = grad.new_zeros(stop - start, vocabulary)
         logits_grad.scatter_add_(
-            0, argmax[text : text + count] - start, grad[text : text + count]
+            0,
+            torch.where(inside, positions, torch.zeros_like(positions)),
+            torch.where(inside, grad[texts], torch.zeros_like(grad[texts])),
         )
         if d_hidden is not None:
-            d_hidden[start : start + size] = (logits_grad @ w).to(d_hidden.dtype)
+            d_hidden[start:stop] = (logits_grad @ w).to(d_hidden.dtype)
         if d_weight is not None:
-            tokens = hidden[start : start + size].to(dtype)
+            tokens = hidden[start:stop].to(dtype)
             d_weight += (logits_grad.T @ tokens).to(d_weight.dtype)
-        start += size
-        text += count
 
 
 def _sparse_backward(grad, nonzero, argmax, hidden, weight, d_hidden, d_weight, ctx):
@@ -197,10 +236,15 @@ def max_logits(
     lengths: Sequence[int],
     weight: torch.Tensor,
     bias: Optional[torch.Tensor] = None,
-    max_tokens: int = 8192,
+    max_tokens: Optional[int] = None,
 ) -> torch.Tensor:
     """Per text, the maximum over its tokens of ``hidden W^T + b`` (texts x
-    vocabulary), with :class:`MaxLogits`'s memory-light backward"""
+    vocabulary), with :class:`MaxLogits`'s memory-light backward
+
+    :param max_tokens: tokens projected at once (default:
+        :func:`chunk_tokens`, :data:`CHUNK_BYTES` of logits)
+    """
+    max_tokens = max_tokens or chunk_tokens(weight.shape[0])
     maxima, _ = MaxLogits.apply(hidden, weight, bias, list(lengths), max_tokens)
     return maxima
 

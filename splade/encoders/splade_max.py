@@ -55,6 +55,7 @@ from xpmir.text.encoders import TextsRepresentationOutput
 
 from splade.encoders.head import (
     HEADS,
+    chunk_tokens,
     chunked_max_logits,
     groups_in_order,
     max_logits,
@@ -177,8 +178,14 @@ class SpladeMaxEncoder(SpladeTextEncoder):
         # Pooled tokens only, text after text (N x hidden)
         tokens = self._head.transform(hidden[mask.bool()])
         decoder = self._head.decoder
-        pool = chunked_max_logits if self.head == "plain" else max_logits
-        maxima = pool(tokens, lengths, decoder.weight, decoder.bias, self.max_tokens)
+        if self.head == "plain":
+            maxima = chunked_max_logits(
+                tokens, lengths, decoder.weight, decoder.bias, self.max_tokens
+            )
+        else:
+            # (chunks of CHUNK_BYTES of logits: they are not kept)
+            chunk = chunk_tokens(decoder.weight.shape[0], self.max_tokens)
+            maxima = max_logits(tokens, lengths, decoder.weight, decoder.bias, chunk)
         scale = self._logit_scale()
         if scale != 1.0:
             maxima = maxima * scale

@@ -60,8 +60,8 @@ def test_same_values_and_gradients_as_autograd(
     coefficients = torch.randn(len(LENGTHS), weight.shape[0], dtype=dtype).to(device)
     ours = step(max_logits, tokens, weight, b, max_tokens, coefficients)
     plain = step(chunked_max_logits, tokens, weight, b, max_tokens, coefficients)
-    # the same products on the same chunks: the same maxima
-    assert torch.equal(ours[0], plain[0])
+    # the same maxima (products of other shapes: float rounding)
+    torch.testing.assert_close(ours[0], plain[0])
     assert len(ours[1]) == (3 if bias else 2)
     for mine, expected in zip(ours[1], plain[1], strict=True):
         assert expected.abs().sum() > 0
@@ -93,7 +93,7 @@ def test_mixed_precision_gradients(backward, device):
     ours = step(max_logits, tokens, weight, b, 7, coefficients, torch.bfloat16)
     plain = step(chunked_max_logits, tokens, weight, b, 7, coefficients, torch.bfloat16)
     assert ours[0].dtype == plain[0].dtype == torch.bfloat16
-    assert torch.equal(ours[0], plain[0])
+    torch.testing.assert_close(ours[0], plain[0])
 
     # the argmax tokens' gradient, in float64, from the bfloat16 maxima
     with torch.autocast(device, dtype=torch.bfloat16):
@@ -178,7 +178,7 @@ def test_encoder_heads_give_the_same_vectors_and_gradients(tiny_model):
         }
         results.append((value.detach(), grads))
     (ours, ours_grads), (plain, plain_grads) = results
-    assert torch.equal(ours, plain)
+    torch.testing.assert_close(ours, plain)
     assert set(ours_grads) == set(plain_grads) and len(ours_grads) > 10
     for name, grad in plain_grads.items():
         torch.testing.assert_close(ours_grads[name], grad, rtol=1e-4, atol=1e-6)
