@@ -849,8 +849,9 @@ class SPLADEConfiguration(ConfigurationBase):
 
     precision: str = "auto"
     """Numerical precision of training and encoding: ``auto`` uses mixed
-    precision (``16-mixed``) on GPU and ``32-true`` on CPU; any Lightning
-    Fabric precision string is accepted"""
+    precision (``16-mixed``) on GPU and ``32-true`` on CPU; ``auto-bf16``
+    uses ``bf16-mixed`` on a GPU that has bfloat16 (LLMs; else as ``auto``);
+    any Lightning Fabric precision string is accepted"""
 
     seed: int = 0
     """Random seed"""

@@ -281,8 +281,8 @@ class MNTPAdaptation(Task):
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss))
-            writer.add_scalar("mntp/loss", float(loss), step + 1)
+            losses.append(float(loss.detach()))
+            writer.add_scalar("mntp/loss", losses[-1], step + 1)
             writer.add_scalar("mntp/accuracy", accuracy, step + 1)
             if (step + 1) % self.log_interval == 0 or step + 1 == self.steps:
                 recent = losses[-self.log_interval :]
