@@ -147,6 +147,15 @@ class Loss(Choice):
     ``data.train`` holds triplets, or judged queries whose negatives are
     sampled from the BM25 top ``bm25.negatives_topk``"""
 
+    CONTRASTIVE_KL = "contrastive_kl"
+    """Lion-SP's contrastive loss plus distillation (Zeng et al., SIGIR
+    2025, arXiv 2502.15526; ``nce_kldiv`` in HansiZeng/scaling-retriever):
+    the mean of the softmax cross-entropy of each query's positive among all
+    the documents of the batch (in-batch negatives) and of the KL divergence
+    between the teacher's and the student's distributions over the query's
+    (positive, negative) pair; ``data.train`` holds teacher-scored pairs
+    or scored queries"""
+
     KL_DIV = "kl_div"
     """KL divergence between the teacher's and the student's distributions
     over each query's (positive, negative) pair: Efficient SPLADE (Lassance
@@ -161,6 +170,81 @@ class Loss(Choice):
     student's scores over them (weight ``learner.kl_weight``) plus MarginMSE
     over every pair of them (weight ``learner.margin_mse_weight``). Needs
     ``mining``"""
+
+
+class Backbone(Choice):
+    """The kind of language model SPLADE is made of"""
+
+    MLM = "mlm"
+    """A masked language model (BERT, DistilBERT, RoBERTa...): the vocabulary
+    projection is its MLM head (transform and decoder)"""
+
+    DECODER = "decoder"
+    """A decoder-only (causal) language model of Hugging Face (Llama,
+    Qwen2/Qwen3, Mistral...): the vocabulary projection is its LM head, tied
+    to the input embeddings or not (Lion-SP, LACONIC, CSPLADE, SPLADE-Code);
+    see ``model.decoder``"""
+
+
+class VocabularyHead(Choice):
+    """How the maximum over tokens of the vocabulary logits is computed in
+    training (the same values and gradients, ``docs/llm.md``)"""
+
+    AUTO = "auto"
+    """``memory``, or xpmir's fused Sparton kernel on CUDA with Triton (BERT
+    models)"""
+
+    MEMORY = "memory"
+    """Keeps, per text, the maximum and the token that reaches it, and
+    rebuilds the backward pass from them: training memory of a few batch x
+    vocabulary tensors, instead of batch x length x vocabulary"""
+
+    PLAIN = "plain"
+    """Autograd on chunks of logits (keeps every chunk's logits for the
+    backward pass)"""
+
+
+class WeightsDtype(Choice):
+    """The dtype of a decoder's weights"""
+
+    AUTO = "auto"
+    """bfloat16 on a CUDA device that has it when LoRA freezes the weights
+    (the adapters stay float32), float32 otherwise (CPU, full fine-tuning:
+    mixed precision is ``precision``'s)"""
+
+    FLOAT32 = "float32"
+    """float32"""
+
+    BFLOAT16 = "bfloat16"
+    """bfloat16"""
+
+
+class TopKWhen(Choice):
+    """When the hard top-k of ``model.topk`` applies"""
+
+    TRAINING = "training"
+    """In training only (the index holds whole vectors)"""
+
+    INFERENCE = "inference"
+    """At inference only (indexing, retrieval, validation), as SPLARE's
+    top-(40, 400)"""
+
+    BOTH = "both"
+    """In training and at inference, as LACONIC's ``--use_hard_topk``"""
+
+
+class DeadTermsRemedy(Choice):
+    """What is done against CSPLADE's "dying ReLU" (vocabulary entries whose
+    logits stay negative, and get no gradient, for every text)"""
+
+    NONE = "none"
+    """Nothing (the share of dead entries is still logged)"""
+
+    ADAPTATION = "adaptation"
+    """A short adaptation phase before the ranking training, as CSPLADE's
+    (Xu et al., arXiv 2504.10816): the MNTP task (``model.mntp``, or
+    ``model.dying_relu.adaptation_steps`` steps of its defaults when it is
+    unset)"""
 
 
 class Regularization(Choice):
@@ -384,6 +468,173 @@ class BM25:
 
 
 @configuration
+class LoRASettings:
+    """LoRA adapters (Hu et al., 2021, arXiv 2106.09685) through ``peft``:
+    the base weights are frozen, each adapted linear layer learns a rank-r
+    update scaled by alpha / r"""
+
+    r: Positive = 16
+    """Rank (Lion-SP: 16, its ``lora_r``; LACONIC 8B: 16, 1B and 3B: 32)"""
+
+    alpha: Annotated[float, Gt(0)] = 32.0
+    """Scaling numerator (Lion-SP: 32; LACONIC: twice r)"""
+
+    dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.1
+    """Dropout on the adapters' input (Lion-SP's ranking training and
+    LACONIC: 0.1; Lion-SP's MNTP: 0.05)"""
+
+    target_modules: Names = Factory(
+        lambda: [
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+        ]
+    )
+    """The adapted linear layers (Lion-SP and LACONIC: every attention and
+    MLP projection of Llama / Qwen)"""
+
+
+@configuration
+class Decoder:
+    """A causal language model as SPLADE's encoder (``model.backbone:
+    decoder``; ``docs/llm.md``)"""
+
+    bidirectional: bool = False
+    """Every token attends to every token: the causal mask is replaced by
+    the padding mask (Lion-SP, LACONIC, CSPLADE-bi, SPLADE-Code); a causal
+    model is usually adapted to it first (``model.mntp``)"""
+
+    echo: bool = False
+    """The text is given twice, only the second copy is pooled: with causal
+    attention, its tokens have seen the whole text (Echo embeddings,
+    Springer et al., arXiv 2402.15449; Mistral-SPLADE, arXiv 2408.11119;
+    CSPLADE-echo); each copy is truncated to the maximum length"""
+
+    logit_scale: Annotated[float, Gt(0)] = 1.0
+    """Factor of the logits before log(1 + ReLU): Lion-SP multiplies them by
+    hidden_size ** -0.25 (0.1487 for Llama-3.2-1B's 2,048, 0.125 for
+    Llama-3-8B's 4,096); 1 elsewhere"""
+
+    lora: Optional[LoRASettings] = None
+    """LoRA adapters (unset: every weight is trained)"""
+
+    adapter_base: Optional[str] = None
+    """When ``model.base_hf_id`` is a LoRA adapter (``peft`` layout, e.g. a
+    Lion-SP checkpoint): its base model, instead of the one its
+    ``adapter_config.json`` names (e.g. a local copy of
+    ``meta-llama/Llama-3.2-1B``)"""
+
+    gradient_checkpointing: bool = False
+    """Recompute the layers' activations in the backward pass (Lion-SP and
+    LACONIC train with it): less memory, about a third more time"""
+
+    dtype: WeightsDtype = WeightsDtype.AUTO
+    """The weights' dtype, see :class:`WeightsDtype`"""
+
+
+@configuration
+class TopK:
+    """Hard top-k sparsification (:mod:`splade.encoders.topk`): each vector
+    keeps its k largest weights, beside the FLOPS regularization"""
+
+    query: Optional[Positive] = None
+    """Weights kept per query (unset: all; LACONIC: 512, SPLARE: 40)"""
+
+    document: Optional[Positive] = None
+    """Weights kept per document (unset: all; LACONIC: 512, SPLARE:
+    400)"""
+
+    when: TopKWhen = TopKWhen.BOTH
+    """In training, at inference, or both, see :class:`TopKWhen`"""
+
+
+@configuration
+class MNTP:
+    """Masked next-token prediction (LLM2Vec, BehnamGhader et al., arXiv
+    2404.05961), with bidirectional attention, on documents: the adaptation
+    of a causal LM before SPLADE's training (Lion-SP, LACONIC). Defaults:
+    Lion-SP's (HansiZeng/scaling-retriever,
+    ``train_configs/mntp/meta_llama3_1b_msmarco.json``)"""
+
+    documents: Optional[str] = None
+    """The texts: a datamaestro id of documents (unset: ``data.documents``;
+    Lion-SP: the MS MARCO passages)"""
+
+    max_documents: Annotated[int, Ge(0)] = 0
+    """Draw the texts from the first documents only (0: all)"""
+
+    steps: Positive = 10_000
+    """Optimization steps (Lion-SP: ``stop_after_n_steps`` 10,000)"""
+
+    batch_size: Positive = 32
+    """Texts per step (Lion-SP: 32 per device)"""
+
+    lr: Annotated[float, Gt(0)] = 5.0e-5
+    """Learning rate, AdamW, linear decay (Lion-SP's configuration does not
+    set it: the Hugging Face Trainer's default, 5e-5, as LLM2Vec's
+    ``train_llama3_marco.sh``)"""
+
+    warmup_steps: Annotated[int, Ge(0)] = 0
+    """Steps of linear warm-up (Lion-SP: none, the Trainer's default)"""
+
+    weight_decay: NonNegative = 0.0
+    """AdamW weight decay (Lion-SP: 0, the Trainer's default)"""
+
+    mask_probability: Annotated[float, Interval(gt=0, lt=1)] = 0.2
+    """Share of the tokens masked (Lion-SP and LACONIC: ``mlm_probability``
+    0.2)"""
+
+    mask_token: Optional[str] = None
+    """The mask token (unset: the tokenizer's, else ``_``, LLM2Vec's
+    ``mask_token_type: blank`` that Lion-SP uses for Llama-3)"""
+
+    maxlen: Positive = 512
+    """Maximum number of tokens of a text (Lion-SP: 512)"""
+
+    lora: Optional[LoRASettings] = Factory(lambda: LoRASettings(dropout=0.05))
+    """LoRA adapters, merged into the model at the end (Lion-SP: r 16,
+    alpha 32, dropout 0.05; unset: every weight is trained)"""
+
+    gradient_checkpointing: bool = True
+    """Recompute the activations in the backward pass (Lion-SP: yes)"""
+
+    checkpoint_interval: Positive = 1000
+    """Steps between two checkpoints (a killed task resumes from the last;
+    Lion-SP: ``save_steps`` 1,000)"""
+
+    requirements: str = "duration=1 day & cuda(mem=40G)"
+    """Launcher requirements of the MNTP task"""
+
+
+@configuration
+class DyingReLU:
+    """CSPLADE's "dying ReLU" (Xu et al., arXiv 2504.10816): early in the
+    contrastive training of a causal LM, the logits of most vocabulary
+    entries may become negative for every text; ReLU then gives them no
+    gradient, and the representations collapse"""
+
+    window: Annotated[int, Ge(0)] = 100
+    """Every ``window`` training steps, the share of vocabulary entries that
+    no query (``dead_terms_q``) or no document (``dead_terms_d``) of these
+    steps activated is logged (TensorBoard), and a warning when nearly all
+    are dead; every step, the share of all-zero vectors (``zero_vectors_q``,
+    ``zero_vectors_d``); 0: none of it. Logging only: the task identifiers
+    do not depend on it"""
+
+    remedy: DeadTermsRemedy = DeadTermsRemedy.NONE
+    """What is done against it, see :class:`DeadTermsRemedy`"""
+
+    adaptation_steps: Positive = 1000
+    """Steps of the adaptation phase of ``remedy: adaptation`` when
+    ``model.mntp`` is unset (the paper calls the phase lightweight; the
+    number of steps is this package's choice)"""
+
+
+@configuration
 class Model:
     """The SPLADE model"""
 
@@ -449,6 +700,30 @@ class Model:
 
     document_maxlen: Positive = 256
     """Maximum number of tokens of a document"""
+
+    backbone: Backbone = Backbone.MLM
+    """``mlm`` (a masked language model) or ``decoder`` (a causal language
+    model, see ``model.decoder``), see :class:`Backbone`"""
+
+    decoder: Decoder = Factory(Decoder)
+    """Options of a decoder backbone (``model.backbone: decoder``)"""
+
+    head: VocabularyHead = VocabularyHead.AUTO
+    """How the maximum of the vocabulary logits is computed in training (the
+    same vectors and gradients), see :class:`VocabularyHead`"""
+
+    topk: TopK = Factory(TopK)
+    """Hard top-k: the number of weights kept per vector (every encoder:
+    BERT or decoder)"""
+
+    mntp: Optional[MNTP] = None
+    """Masked next-token prediction before the ranking training (decoders):
+    an experimaestro task whose adapted model is the starting point; unset:
+    none (unless ``model.dying_relu.remedy: adaptation``)"""
+
+    dying_relu: DyingReLU = Factory(DyingReLU)
+    """CSPLADE's "dying ReLU" guard: dead vocabulary entries logged, and
+    their remedy"""
 
 
 # --- Training
@@ -847,8 +1122,9 @@ class SPLADEConfiguration(ConfigurationBase):
 
     precision: str = "auto"
     """Numerical precision of training and encoding: ``auto`` uses mixed
-    precision (``16-mixed``) on GPU and ``32-true`` on CPU; any Lightning
-    Fabric precision string is accepted"""
+    precision (``16-mixed``) on GPU and ``32-true`` on CPU; ``auto-bf16``
+    uses ``bf16-mixed`` on a GPU that has bfloat16 (LLMs; else as ``auto``);
+    any Lightning Fabric precision string is accepted"""
 
     seed: int = 0
     """Random seed"""

@@ -31,7 +31,13 @@ from splade.devices import fabric
 from splade.export.tasks import export_indices
 from splade.indexing import BM25Indices, SpladeIndices
 from splade.mining import mine
-from splade.models import InitFromCheckpoint, idf_table, splade_model
+from splade.models import (
+    InitFromCheckpoint,
+    adaptation_settings,
+    idf_table,
+    mntp_task,
+    splade_model,
+)
 from splade.plots import save_trade_off
 from splade.recipes import is_recipe, load_recipe
 from splade.requirements import Launchers
@@ -98,8 +104,7 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
         # Zero-shot: the model (and its IDF table, if it needs one) is
         # evaluated as it is
         if variant.mode == Mode.ZERO_SHOT:
-            idf = idf_table(variant.model, variant.mode, documents, launchers.bm25())
-            scorer, _, init_tasks = splade_model(variant.model, idf)
+            scorer, _, init_tasks, _ = model_of(variant, datasets, documents)
             evaluated = [(None, init_tasks, tags)]
         else:
             evaluated = []
@@ -163,8 +168,7 @@ def trained(cfg, tags, training, evaluated, learners):
         added to it
     """
     documents = training["documents"]
-    idf = idf_table(cfg.model, cfg.mode, documents, Launchers(cfg).bm25())
-    scorer, flops, init_tasks = splade_model(cfg.model, idf)
+    scorer, flops, init_tasks, idf = model_of(cfg, training["datasets"], documents)
     scored = None
     if cfg.mining is not None:
         # SPLADE++ SelfDistil, SPLADE-v3: a first stage (a given model, one
@@ -216,6 +220,29 @@ def trained(cfg, tags, training, evaluated, learners):
     )
     learners.append((learner, tags, best))
     return scorer, best, init_tasks
+
+
+def model_of(cfg: SPLADEConfiguration, datasets, documents):
+    """The SPLADE scorer of ``cfg``, its FLOPS regularizer, the tasks that
+    initialize it and its IDF table (of inference-free SPLADE and of the
+    IDF-aware FLOPS; None if it has none): a decoder starts from its MNTP
+    adaptation (a task of its own, shared by the variants that have the
+    same)"""
+    launchers = Launchers(cfg)
+    idf = idf_table(cfg.model, cfg.mode, documents, launchers.bm25())
+    adapted = None
+    if adaptation_settings(cfg.model) is not None:
+        adapted = mntp_task(
+            cfg.model, datasets.get(adaptation_documents(cfg)), launchers.mntp()
+        )
+    return (*splade_model(cfg.model, idf, adapted), idf)
+
+
+def adaptation_documents(cfg: SPLADEConfiguration) -> str:
+    """The documents of the MNTP adaptation (``model.mntp.documents``, or
+    ``data.documents``)"""
+    mntp = cfg.model.mntp
+    return (mntp.documents if mntp and mntp.documents else None) or cfg.data.documents
 
 
 def train(

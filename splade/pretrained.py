@@ -20,6 +20,7 @@ FOLDER_FILES: List[Tuple[str, ...]] = [
         "pytorch_model.bin",
         "model.safetensors.index.json",
         "pytorch_model.bin.index.json",
+        "*.gguf",
     ),
     ("tokenizer.json", "vocab.txt", "tokenizer.model", "vocab.json"),
 ]
@@ -36,8 +37,19 @@ def missing_files(folder: Path, architecture: str = "max") -> List[str]:
     return [
         " or ".join(names)
         for names in needed
-        if not any((Path(folder) / name).is_file() for name in names)
+        if not any(_exists(Path(folder), name) for name in names)
     ]
+
+
+def _exists(folder: Path, name: str) -> bool:
+    """Whether the folder has the file ``name`` (a glob pattern: one match)"""
+    if "*" in name:
+        return any(folder.glob(name))
+    return (folder / name).is_file()
+
+
+#: The file of a LoRA adapter in ``peft``'s layout (e.g. Lion-SP's)
+ADAPTER = "adapter_config.json"
 
 
 def resolve(base_hf_id: str) -> str:
@@ -56,7 +68,10 @@ def resolve(base_hf_id: str) -> str:
 
 def folder_problem(folder: Path, architecture: str = "max") -> Optional[str]:
     """Why a local model folder cannot be loaded (None if it can): the
-    files it lacks"""
+    files it lacks (a LoRA adapter folder: its base is checked on its own,
+    :func:`splade.models.adapter_problem`)"""
+    if (Path(folder) / ADAPTER).is_file():
+        return None
     missing = missing_files(folder, architecture)
     if not missing:
         return None
@@ -82,8 +97,9 @@ def problem(base_hf_id: str, architecture: str = "max") -> Optional[str]:
     from huggingface_hub import HfApi, try_to_load_from_cache
 
     try:
-        if isinstance(try_to_load_from_cache(base_hf_id, "config.json"), str):
-            return None
+        for name in ("config.json", ADAPTER):
+            if isinstance(try_to_load_from_cache(base_hf_id, name), str):
+                return None
         HfApi().model_info(base_hf_id, timeout=10)
         return None
     except Exception as e:

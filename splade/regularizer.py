@@ -17,10 +17,11 @@ Clinchant, SIGIR 2022, https://arxiv.org/abs/2207.03834). Options:
   each term's mean document weight divided by its IDF: ``document_idf``.
 """
 
+import logging
 from typing import Optional
 
 import torch
-from experimaestro import Param, field
+from experimaestro import Meta, Param, field
 from xpm_torch.losses import Loss
 from xpm_torch.metrics import ScalarMetric
 from xpmir.neural.dual import ScheduledFlopsRegularizer, dual_representation_metrics
@@ -51,6 +52,13 @@ def anti_zero(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tensor:
     """naver/splade's anti-zero term: 1 / (sum of the query weights)^2 + 1 /
     (sum of the document weights)^2"""
     return 1 / queries.sum() ** 2 + 1 / documents.sum() ** 2
+
+
+logger = logging.getLogger(__name__)
+
+#: Above this share of dead vocabulary entries (after the FLOPS warm-up), a
+#: warning: the representations are collapsing
+DEAD_WARNING = 0.99
 
 
 class _Rows:
@@ -90,6 +98,42 @@ class FlopsRegularizer(ScheduledFlopsRegularizer):
     idf_tokenizer: Param[Optional[str]] = field(default=None, ignore_default=True)
     """The tokenizer (Hugging Face id or folder) that maps the tokens of
     ``document_idf`` to dimensions"""
+
+    dead_terms_window: Meta[int] = field(default=0, ignore_default=True)
+    """CSPLADE's "dying ReLU" guard: every these many steps, the share of
+    vocabulary entries that no query (``dead_terms_q``) or document
+    (``dead_terms_d``) of these steps activated; every step, the share of
+    all-zero vectors (``zero_vectors_q``, ``zero_vectors_d``); 0: not
+    logged"""
+
+    def _dead_terms(self, info, queries, documents):
+        """Logs the dead vocabulary entries and all-zero vectors"""
+        with torch.no_grad():
+            active = getattr(self, "_active", None)
+            batch = [(queries > 0).any(dim=0), (documents > 0).any(dim=0)]
+            if active is None or active[0].shape != batch[0].shape:
+                active = [torch.zeros_like(b) for b in batch]
+            active = [a | b for a, b in zip(active, batch, strict=True)]
+            for name, value in (("q", queries), ("d", documents)):
+                zero = (value.abs().sum(dim=1) == 0).float().mean().item()
+                info.metrics.add(ScalarMetric(f"zero_vectors_{name}", zero, 1))
+            self._active = active
+            self._steps = getattr(self, "_steps", 0) + 1
+            if self._steps % self.dead_terms_window:
+                return
+            for name, seen in zip("qd", active, strict=True):
+                dead = 1.0 - seen.float().mean().item()
+                info.metrics.add(ScalarMetric(f"dead_terms_{name}", dead, 1))
+                if dead > DEAD_WARNING and info.steps > self.lambda_warmup_steps:
+                    logger.warning(
+                        "%.2f%% of the vocabulary is never activated by the %s of"
+                        " the last %d steps: the representations collapse"
+                        " (CSPLADE's dying ReLU; model.dying_relu.remedy)",
+                        100 * dead,
+                        "queries" if name == "q" else "documents",
+                        self.dead_terms_window,
+                    )
+            self._active = None
 
     def __call__(self, info, queries, documents):
         fabric = getattr(info, "fabric", None)
@@ -144,6 +188,8 @@ class FlopsRegularizer(ScheduledFlopsRegularizer):
                 info.metrics.add(ScalarMetric(name, float(value), 1))
         if not self.query_l1:
             dual_representation_metrics(info, queries, documents)
+        if self.dead_terms_window:
+            self._dead_terms(info, queries, documents)
 
     def _document_flops(self, documents: torch.Tensor) -> torch.Tensor:
         if self.document_idf is None:

@@ -5,6 +5,8 @@
   teacher file, or drawn from the teacher scores of queries' candidates
   (:class:`splade.distillation.TeacherPairs`);
 - ``kl_div`` (Efficient SPLADE): the KL divergence of the same pairs;
+- ``contrastive_kl`` (Lion-SP): in-batch softmax cross-entropy plus the KL
+  divergence of the same pairs (:mod:`splade.contrastive`);
 - ``softmax_ce`` (SPLADE v2): softmax cross-entropy over the positive
   document, the query's negative and the other documents of the batch
   (in-batch negatives), on (query, positive, negative) triplets, or on
@@ -17,6 +19,7 @@
   :class:`splade.distillation.ListwiseTrainer`).
 """
 
+import re
 from typing import List, Optional
 
 from datamaestro import prepare_dataset
@@ -32,18 +35,21 @@ from xpmir.letor.distillation.pairwise import DistillationPairwiseTrainer
 from xpmir.letor.processors import StoreHydrator
 
 from splade.configuration import (
+    Backbone,
     DocumentFlops,
     Learner,
     Loss,
     Mode,
     SPLADEConfiguration,
 )
+from splade.contrastive import ContrastiveDistillationTrainer
 from splade.datasets import Datasets, datamaestro_problem, find, local_split
 from splade.distillation import ListwiseTrainer, TeacherLists, TeacherPairs
 from splade.losses import (
     DISTILLATION,
     LISTWISE,
     KLMarginMSELoss,
+    PairwiseKLLoss,
     SoftmaxCrossEntropy,
 )
 from splade.teacher_scores import ScoredQueries, TeacherScores
@@ -55,10 +61,17 @@ from splade.workarounds.xpmir import (
     TripletsSampler,
 )
 
+#: The name of a decoder's normalization weight (no weight decay)
+DECODER_NORM = "encoder.encoder.model.model.layers.0.input_layernorm.weight"
+
+#: The losses that learn from teacher-scored pairs
+TEACHER_LOSSES = (*DISTILLATION, Loss.CONTRASTIVE_KL)
+
 #: loss -> the types of training data it can use
 TRAINING_DATA = {
     Loss.MARGIN_MSE: (PairwiseDistillationSamples, TeacherScores, ScoredQueries),
     Loss.KL_DIV: (PairwiseDistillationSamples, TeacherScores, ScoredQueries),
+    Loss.CONTRASTIVE_KL: (PairwiseDistillationSamples, TeacherScores, ScoredQueries),
     Loss.SOFTMAX_CE: (TrainingTriplets, Adhoc),
 }
 
@@ -82,6 +95,15 @@ def problems(cfg: SPLADEConfiguration) -> List[str]:
             f" number of training processes, learner.devices x learner.num_nodes"
             f" = {processes}"
         )
+    if Backbone(cfg.model.backbone) == Backbone.DECODER:
+        patterns = learner.optimization.re_no_l2_regularization
+        if not any(re.search(p, DECODER_NORM) for p in patterns):
+            found.append(
+                "learner.optimization.re_no_l2_regularization: matches no"
+                " parameter of a decoder (Llama, Qwen and Mistral have no bias,"
+                " and their RMSNorm weights are named like"
+                f" {DECODER_NORM}): add 'norm\\.weight$'"
+            )
     loss = Loss(learner.loss)
     if loss == Loss.KL_MARGIN_MSE and cfg.mining is None:
         found.append(
@@ -105,7 +127,7 @@ def problems(cfg: SPLADEConfiguration) -> List[str]:
         return found  # data.train is not read, or cannot be
     split = local_split(data.train)
     if split:
-        if loss in DISTILLATION and data.local is not None:
+        if loss in TEACHER_LOSSES and data.local is not None:
             local = data.local.splits.get(split)
             if local is not None and local.teacher is None:
                 found.append(
@@ -198,7 +220,7 @@ def trainer(
             )
         return ListwiseTrainer.C(sampler=sampler, lossfn=lossfn, **common)
 
-    if loss in DISTILLATION:
+    if loss in TEACHER_LOSSES:
         if isinstance(train, ScoredQueries):
             pairs = TeacherPairs.C(scores=train.scores, qrels=train.qrels)
             queries = train.topics
@@ -221,6 +243,10 @@ def trainer(
                 )
             ],
         )
+        if loss == Loss.CONTRASTIVE_KL:
+            return ContrastiveDistillationTrainer.C(
+                sampler=sampler, lossfn=PairwiseKLLoss.C(), **common
+            )
         return DistillationPairwiseTrainer.C(
             sampler=sampler, lossfn=DISTILLATION[loss].C(), **common
         )
