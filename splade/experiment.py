@@ -46,7 +46,11 @@ from splade.results_folder import save_configuration
 from splade.test_collections import test_collections
 from splade.training import trainer
 from splade.workarounds import check_private_hooks
-from splade.workarounds.experimaestro import keep_done_markers, raise_if_failed
+from splade.workarounds.experimaestro import (
+    keep_done_markers,
+    raise_if_failed,
+    widen_type_variables,
+)
 from splade.workarounds.xpm_torch import (
     LastEpochMetrics,
     StaleCheckpointsCleaner,
@@ -60,6 +64,7 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     """SPLADE: sparse lexical and expansion model for first-stage retrieval"""
     check_private_hooks()
     keep_done_markers()
+    widen_type_variables()
     report_without_traceback(ConfigurationError)
     # One configuration per variant of the sweep (grid_search), if any
     variants, sweeps = generate_grid(cfg)
@@ -94,19 +99,18 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
         tags = {"model": "splade", **sweep}
         device = fabric(variant.precision)
         variant_launchers = Launchers(variant)
-        training = dict(
-            datasets=datasets,
-            documents=documents,
-            validation=validation,
-            negatives=bm25.retriever(documents, topk=variant.bm25.negatives_topk),
-        )
-
         # Zero-shot: the model (and its IDF table, if it needs one) is
         # evaluated as it is
         if variant.mode == Mode.ZERO_SHOT:
             scorer, _, init_tasks, _ = model_of(variant, datasets, documents)
             evaluated = [(None, init_tasks, tags)]
         else:
+            training = dict(
+                datasets=datasets,
+                documents=documents,
+                validation=validation,
+                negatives=bm25.retriever(documents, topk=variant.bm25.negatives_topk),
+            )
             evaluated = []
             scorer, best, init_tasks = trained(
                 variant, tags, training, evaluated, learners

@@ -480,6 +480,7 @@ class DecoderSpladeEncoder(SpladeMaxEncoder):
         self.tokenizer.initialize()
         self._hf_tokenizer = self.tokenizer.tokenizer.tokenizer
         self._prefix = list(self._hf_tokenizer("")["input_ids"])
+        self._double_log = self._activation() == "log1p_relu"
 
     @property
     def _backbone(self) -> nn.Module:

@@ -115,7 +115,7 @@ def test_a_checkpoint_folder_without_its_files_is_refused(tmp_path):
     assert found == (
         f"model.base_hf_id: {config_only} lacks what a max model needs:"
         " model.safetensors or pytorch_model.bin or model.safetensors.index.json"
-        " or pytorch_model.bin.index.json; tokenizer.json or vocab.txt or"
+        " or pytorch_model.bin.index.json or *.gguf; tokenizer.json or vocab.txt or"
         " tokenizer.model or vocab.json",
     )
     found = problems(
