@@ -31,6 +31,7 @@ def missing_private_hooks() -> List[str]:
     libraries do not have"""
     from datamaestro_ir.data import CompressedDocumentStore
     from datamaestro_ir.data.distillation import PairwiseDistillationSamplesTSV
+    from experimaestro.core.objects.config import ConfigInformation
     from experimaestro.scheduler.base import Scheduler
     from xpm_torch.configuration import FabricConfigurationBase
     from xpm_torch.learner import UpdateModelHook
@@ -41,6 +42,8 @@ def missing_private_hooks() -> List[str]:
     hooks = [
         # keep_done_markers (.experimaestro)
         (Scheduler, "_cleanup_job_marker_files", "experimaestro 2.7"),
+        # widen_type_variables (.experimaestro)
+        (ConfigInformation, "check_typevar", "experimaestro 2.7"),
         # documents_int (.datamaestro_ir)
         (CompressedDocumentStore, "_store", "datamaestro-ir 0.5.0"),
         # StaleCheckpointsCleaner (.xpm_torch)
