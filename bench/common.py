@@ -65,17 +65,19 @@ def require(parser: argparse.ArgumentParser, path: Path, what: str, flag: str):
         )
 
 
-def require_modules(parser: argparse.ArgumentParser, *modules: str):
+def require_modules(
+    parser: argparse.ArgumentParser, *modules: str, extras: str = "bench"
+):
     """Stops with a clear message (before any work) when a module a
     benchmark imports is not installed (the ``bench`` extra of
-    pyproject.toml declares them)"""
+    pyproject.toml declares them; ``extras``: those to install)"""
     import importlib.util
 
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         parser.error(
             f"missing Python modules: {', '.join(missing)} (install the "
-            "benchmarks' dependencies: pip install -e '.[bench]')"
+            f"benchmarks' dependencies: pip install -e '.[{extras}]')"
         )
 
 
@@ -347,15 +349,20 @@ def milliseconds(cpu: Sequence[float], wall: Sequence[float]):
 
 
 def per_query(
-    search: Callable, queries: sp.csr_matrix, k: int, budget: float = 0.0, least=200
+    search: Callable,
+    queries: sp.csr_matrix,
+    k: int,
+    budget: float = 0.0,
+    least=200,
+    clock: Callable[[], float] = time.process_time,
 ):
     """Runs ``search(term ids, weights, k)`` on each query, one at a time:
     (results, CPU seconds per query, wall seconds per query)
 
-    The CPU time of the process (``time.process_time``) is the latency on
-    an idle core; the wall time also counts waits for a core of a shared
-    machine. With a ``budget`` (CPU seconds), timing stops once it is spent
-    and at least ``least`` queries were timed.
+    The CPU time of the process (``clock``: ``time.process_time``) is the
+    latency on an idle core; the wall time also counts waits for a core of a
+    shared machine. With a ``budget`` (CPU seconds), timing stops once it is
+    spent and at least ``least`` queries were timed.
     """
     cpu, wall, results = [], [], []
     spent = 0.0
@@ -363,9 +370,9 @@ def per_query(
         if budget and q >= least and spent > budget:
             break
         terms, weights = query(queries, q)
-        start, start_cpu = time.perf_counter(), time.process_time()
+        start, start_cpu = time.perf_counter(), clock()
         results.append(search(terms, weights, k))
-        cpu.append(time.process_time() - start_cpu)
+        cpu.append(clock() - start_cpu)
         wall.append(time.perf_counter() - start)
         spent += cpu[-1]
     return results, cpu, wall

@@ -13,16 +13,15 @@ is the exhaustive engine's (Milvus Lite searches exactly).
 Milvus Lite 3.x is a pure-Python re-implementation of Milvus for
 development: these figures say nothing of a Milvus server's speed, which is
 not measured here. Usage (the vectors are cached in ``--workdir``, shared
-with ``bench/retrieval_engines.py``)::
+with :mod:`bench.retrieval_engines`)::
 
     pip install -e ".[milvus,bench]"
-    nice -n 10 python bench/milvus.py --workdir /tmp/splade-bench
+    nice -n 10 python -m bench.milvus --workdir /tmp/splade-bench
 """
 
 import argparse
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -30,9 +29,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from bench import common  # noqa: E402
 
 
 class Ids:
@@ -43,12 +40,10 @@ class Ids:
 
 
 def timed(search, queries, k):
-    cpu, wall, found = [], [], []
-    for terms, weights in queries:
-        start, start_cpu = time.perf_counter(), time.thread_time()
-        found.append(search(terms, weights, k))
-        cpu.append(time.thread_time() - start_cpu)
-        wall.append(time.perf_counter() - start)
+    """(results, mean CPU ms of the calling thread, mean wall ms, wall p95
+    ms): Milvus Lite searches in a server thread of its own, whose CPU time
+    the calling thread's does not count"""
+    found, cpu, wall = common.per_query(search, queries, k, clock=time.thread_time)
     return (
         found,
         1000 * np.mean(cpu),
@@ -57,36 +52,45 @@ def timed(search, queries, k):
     )
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/splade-bench"))
-    args = parser.parse_args()
-    import scipy.sparse as sp
-    from splade_mix import SHARED, encode, read_texts
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.milvus", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("/tmp/splade-bench"),
+        help="encodings (real/) and the Milvus Lite database "
+        "(default: /tmp/splade-bench)",
+    )
+    common.add_path(parser, "--data", common.DATA, "folder of the local collections")
+    common.add_path(parser, "--model", common.MODEL, "SPLADE model (encodes SciFact)")
+    return parser
+
+
+def main(argv=None):
+    arguments = parser()
+    args = arguments.parse_args(argv)
+    real = args.workdir / "real"
+    cached = [real / "scifact-docs.npz", real / "scifact-queries.test.tsv.npz"]
+    if not all(path.exists() for path in cached):
+        common.require(arguments, args.data, "data folder", "--data")
+        common.require(arguments, args.model, "model", "--model")
+    common.require_modules(arguments, "pymilvus", "milvus_lite", extras="milvus,bench")
 
     from splade.engines.exhaustive import from_csr
     from splade.engines.milvus import MilvusIndex, connect, load
 
-    # SciFact's vectors, cached as bench/splade_mix.py caches them
-    real = args.workdir / "real"
-    real.mkdir(parents=True, exist_ok=True)
-    vectors = []
-    for cache, texts in (
-        ("scifact-docs.npz", "docs.tsv"),
-        ("scifact-queries.test.tsv.npz", "queries.test.tsv"),
-    ):
-        if not (real / cache).exists():
-            encoded = encode(read_texts(SHARED / "data" / "scifact" / texts))
-            sp.save_npz(real / cache, encoded)
-        vectors.append(sp.load_npz(real / cache).tocsr())
-    docs, queries = vectors
+    # SciFact's vectors, cached as bench.splade_mix caches them
+    docs, queries = (
+        common.encoded(real, args.data, args.model, "scifact", texts).tocsr()
+        for texts in ("docs.tsv", "queries.test.tsv")
+    )
     folder = args.workdir / "milvus"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     index = from_csr(docs, folder / "exhaustive")
-    topics = [
-        (row.indices.astype(np.int64), row.data.astype(np.float32)) for row in queries
-    ]
+    topics = [common.query(queries, q) for q in range(queries.shape[0])]
     print(
         f"SciFact: {docs.shape[0]} documents, {docs.nnz / docs.shape[0]:.0f}"
         f" non-zeros per document; {len(topics)} queries,"
@@ -120,7 +124,7 @@ def main():
     for k in (10, 1000):
         for name, search in (("exhaustive", exhaustive), ("Milvus Lite", lite)):
             search(*topics[0], k)  # warm-up
-            found, cpu, wall, p95 = timed(search, topics, k)
+            found, cpu, wall, p95 = timed(search, queries, k)
             rows.append((name, k, cpu, wall, p95, found))
     exact = {k: found for name, k, *_, found in rows if name == "exhaustive"}
     same = {

@@ -180,14 +180,20 @@ def figure(rows, path: Path):
     fig.savefig(path, dpi=120)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.vocabulary_head", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--repeat", type=int, default=2, help="timed steps")
     parser.add_argument("--figure", type=Path, help="where to save the figure")
     parser.add_argument("--json", type=Path, help="where to save the rows")
     parser.add_argument("--one", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
 
     import torch
 

@@ -105,6 +105,7 @@ def test_help_states_the_defaults_of_data_and_models(name):
         ("local_collections", ["--data", "{missing}", "--workdir", "{tmp}"]),
         ("shards", ["--encode", "8", "--model", "{missing}", "--docs", "10"]),
         ("approximate", ["--data", "{missing}", "--workdir", "{tmp}"]),
+        ("milvus", ["--data", "{missing}", "--workdir", "{tmp}"]),
     ],
 )
 def test_a_missing_folder_stops_before_any_work(name, argv, tmp_path, capsys):
