@@ -108,8 +108,20 @@ def main(argv=None):
     print(f"Milvus Lite load: {held} documents, {load_wall:.1f} s wall, {load_cpu:.1f}")
 
     searcher = index.searcher()
+    # (the index's documents: an experimaestro document store of their ids,
+    # as the experiment's index has)
+    from datamaestro_ir.data.beir import BeirDocumentStore
+
+    from splade.repository import write_document_store
+
+    with (folder / "documents.tsv").open("wt") as fp:
+        fp.writelines(f"doc{number}\t\n" for number in range(docs.shape[0]))
+    write_document_store(folder / "documents.tsv", folder / "store")
+    store = BeirDocumentStore.C(
+        id="scifact.ids", path=folder / "store", count=docs.shape[0]
+    )
     milvus = MilvusIndex.C(
-        uri=None, lite_path=folder / "milvus.db", collection="scifact"
+        uri=None, lite_path=folder / "milvus.db", collection="scifact", documents=store
     ).instance()
     milvus.initialize()
 
