@@ -1,7 +1,7 @@
 """Seismic search settings beyond the grid of ``retrieval_engines.py``, on
 an index that it built (search only): mean CPU ms per query at k=10, one
 thread, and recall@10 against the exact top-10 (the exhaustive engine's,
-exact by ``tests/test_exhaustive.py``, timed in the same process as the
+exact by ``tests/unit/test_exhaustive.py``, timed in the same process as the
 baseline)
 
     python bench/seismic_settings.py /tmp/splade-bench/mix-1000000-1000 \\

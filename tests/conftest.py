@@ -1,4 +1,8 @@
-"""Shared fixtures; every test runs offline"""
+"""Shared fixtures; every test runs offline
+
+The tests are laid out by kind: ``unit/`` (quick), ``pipeline/`` (end-to-end
+runs in subprocesses, marked ``slow``) and ``support/`` (staging, probes,
+fake Slurm: importable from every test, as ``import staging``)."""
 
 import os
 import shutil
@@ -6,6 +10,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "support"))
 
 # Datasets made by the package (splade.debug.*) go to a temporary
 # datamaestro folder, not the user's (set before datamaestro is imported)
@@ -19,6 +25,7 @@ from experimaestro.utils.config import deep_merge, from_dotlist, validate_attrs
 from splade.debug_data import DebugCollectionSpec, generate
 
 ROOT = Path(__file__).parents[1]
+SUPPORT = ROOT / "tests" / "support"
 SHARED = ROOT.parent / "shared"
 SPLADE_TINY = SHARED / "models" / "splade-bert-tiny"
 SCIFACT = SHARED / "data" / "scifact"
@@ -51,6 +58,14 @@ def load(yaml_file: Path, *overrides: str):
         deep_merge(merged, data)
     deep_merge(merged, from_dotlist(list(overrides)))
     return validate_attrs(SPLADEConfiguration, merged)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test of tests/pipeline/ is slow (left out by -m "not slow")"""
+    pipeline = Path(__file__).parent / "pipeline"
+    for item in items:
+        if pipeline in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -110,9 +125,7 @@ def user_environment(home: Path) -> dict:
     the guard is installed are listed in ``$HOME/guarded.log``)"""
     site = home / "site"
     site.mkdir(exist_ok=True)
-    shutil.copyfile(
-        Path(__file__).parent / "network_guard.py", site / "network_guard.py"
-    )
+    shutil.copyfile(SUPPORT / "network_guard.py", site / "network_guard.py")
     (site / "sitecustomize.py").write_text(
         "import network_guard\nnetwork_guard.install()\n"
     )

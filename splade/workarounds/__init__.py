@@ -4,9 +4,9 @@ library: :mod:`.xpmir`, :mod:`.xpm_torch`, :mod:`.experimaestro`,
 
 Each one names the library version, the failing call and its upstream
 location, and has a test that asserts the upstream behaviour
-(``tests/test_workarounds.py``, ``tests/test_engines.py``,
-``tests/test_reliability.py``): when upstream fixes it, the test fails and
-the work-around can go.
+(``tests/unit/test_workarounds.py``, ``tests/unit/test_engines.py``,
+``tests/pipeline/test_reliability.py``...): when upstream fixes it, the test
+fails and the work-around can go.
 
 Some of them, and the package's faster SPLADE encoder
 (:mod:`splade.encoders`), rely on private attributes of the libraries.

@@ -7,8 +7,9 @@
   such as ``lamda_d`` leaves the default value in place without a word); the
   raw configuration is read from the command's frame to find them.
 
-Tests of the upstream behaviour: ``tests/test_workarounds.py`` and
-``tests/test_reliability.py``.
+Tests of the upstream behaviour: ``tests/unit/test_workarounds.py``,
+``tests/pipeline/test_experiment_failures.py`` and
+``tests/pipeline/test_reliability.py``.
 """
 
 import inspect

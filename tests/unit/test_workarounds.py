@@ -1,6 +1,7 @@
 """The work-arounds of splade/workarounds/: the upstream behaviour (these
 tests fail when upstream changes it, so that the work-around can go), and the
-fix; the private attributes the package relies on are checked at start-up"""
+fix; the private attributes the package relies on are checked at start-up
+(experiment.wait() and failed jobs: tests/pipeline/test_experiment_failures.py)"""
 
 import pytest
 import torch
@@ -183,63 +184,6 @@ def test_a_missing_private_hook_stops_the_start(monkeypatch):
         check_private_hooks()
 
 
-FAILING_TASK = """
-from experimaestro import Task
-
-
-class Fails(Task):
-    def execute(self):
-        raise RuntimeError("this task fails")
-"""
-
-FAILING_DRIVER = """
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
-from experimaestro import experiment
-from experimaestro.scheduler.experiment import FailedExperiment
-from failing import Fails
-
-from splade.workarounds.experimaestro import raise_if_failed
-
-with experiment(Path(sys.argv[1]), "failing", port=None) as xp:
-    xp.workspace.python_path.append(Path(__file__).parent)
-    Fails.C().submit()
-    xp.wait()  # upstream: returns, although the job failed
-    print("waited, failed:", xp.failed)
-    try:
-        raise_if_failed(xp)
-    except FailedExperiment as e:
-        print("raised:", e)
-"""
-
-
-@pytest.mark.slow
-def test_upstream_wait_ignores_failed_jobs(tmp_path):
-    """experimaestro's experiment.wait() returns when a job failed (the
-    command exits with status 0); raise_if_failed raises FailedExperiment"""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-
-    (tmp_path / "failing.py").write_text(FAILING_TASK)
-    (tmp_path / "driver.py").write_text(FAILING_DRIVER)
-    process = subprocess.run(
-        [sys.executable, str(tmp_path / "driver.py"), str(tmp_path / "ws")],
-        cwd=ROOT,
-        env={**os.environ, "HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert "waited, failed: True" in process.stdout, process.stderr[-3000:]
-    assert "raised: 1 job(s) failed (logs: " in process.stdout
-    assert "fails.err" in process.stdout
-
-
 # --- datamaestro-ir
 
 
@@ -296,7 +240,7 @@ def test_upstream_measure_ignores_its_relevance_level():
 def test_upstream_learner_reports_an_epoch_when_asked_for_the_next():
     """xpm_torch's Learner.iter_train reports the training metrics of an
     epoch after yielding its state, and the learner stops asking after the
-    last epoch: LastEpochMetrics logs that one (tests/test_end_to_end.py
+    last epoch: LastEpochMetrics logs that one (tests/pipeline/test_end_to_end.py
     checks that every epoch has its metrics)"""
     import inspect
 

@@ -2,7 +2,7 @@
 both train, a ``kill -9`` of rank 1 ends the job with an error (no hang),
 and the rerun resumes from the last checkpoint and ends with SPLADE ahead of
 BM25, with the results of an uninterrupted run (slow: the pipeline runs in
-subprocesses, as in ``tests/test_reliability.py``)"""
+subprocesses, as in ``tests/pipeline/test_reliability.py``)"""
 
 import signal
 import time
@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import psutil
 import pytest
-from test_reliability import (
+from workspace import (
     LEARNER,
     TIMEOUT,
     Workspace,

@@ -1,6 +1,6 @@
 """Every MS MARCO recipe, end to end, on a miniature MS MARCO
 
-A miniature MS MARCO passage collection (tests/staging.py: 2,000 passages,
+A miniature MS MARCO passage collection (tests/support/staging.py: 2,000 passages,
 train / dev / dev.small / TREC DL 2019 and 2020 queries with their
 judgements, Hofstätter's teacher file, the id triples, the cross-encoder
 scores of the hard negatives) is staged in datamaestro's own data folder of a

@@ -1,6 +1,6 @@
 """The debug recipe through the Slurm launcher (``launchers/slurm``), with
 fake ``sbatch``, ``srun``, ``sacct``, ``squeue`` and ``scancel``
-(``tests/fake_slurm``) that run the jobs on this machine, as Slurm would: the
+(``tests/support/fake_slurm``) that run the jobs on this machine, as Slurm would: the
 job's script with the variables of its ``#SBATCH`` options, and one process
 per task (``srun``) with its rank
 
@@ -55,7 +55,7 @@ def slurm_run(request, tmp_path_factory):
     env = user_environment(home)
     assert run([sys.executable, "-m", "splade.workspace"], env, home / "ws.log") == 0
     slurm = folder / "slurm"
-    shutil.copytree(ROOT / "tests" / "fake_slurm", slurm / "bin")
+    shutil.copytree(ROOT / "tests" / "support" / "fake_slurm", slurm / "bin")
     (slurm / "state").mkdir()
     config = folder / "config"
     config.mkdir()
