@@ -30,7 +30,12 @@ from splade.results import tagged
 from splade.test_collections import test_collections
 from splade.training import trainer
 from splade.workarounds import check_private_hooks
-from splade.workarounds.experimaestro import keep_done_markers, raise_if_failed
+from splade.workarounds.experimaestro import (
+    keep_done_markers,
+    keep_job_directories,
+    quiet_ignored_generated_values,
+    raise_if_failed,
+)
 from splade.workarounds.xpm_torch import (
     LastEpochMetrics,
     StaleCheckpointsCleaner,
@@ -44,6 +49,8 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     """SPLADE: sparse lexical and expansion model for first-stage retrieval"""
     check_private_hooks()
     keep_done_markers()
+    keep_job_directories()
+    quiet_ignored_generated_values()
     report_without_traceback(ConfigurationError)
     # One configuration per variant of the sweep (grid_search), if any
     variants, sweeps = generate_grid(cfg)

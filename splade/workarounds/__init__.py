@@ -32,6 +32,8 @@ def missing_private_hooks() -> List[str]:
     from datamaestro_ir.data import CompressedDocumentStore
     from datamaestro_ir.data.distillation import PairwiseDistillationSamplesTSV
     from experimaestro.scheduler.base import Scheduler
+    from experimaestro.scheduler.interfaces import BaseJob
+    from experimaestro.scheduler.jobs import Job
     from xpm_torch.configuration import FabricConfigurationBase
     from xpm_torch.learner import UpdateModelHook
     from xpm_torch.trainers.context import TrainerContext
@@ -41,6 +43,8 @@ def missing_private_hooks() -> List[str]:
     hooks = [
         # keep_done_markers (.experimaestro)
         (Scheduler, "_cleanup_job_marker_files", "experimaestro 2.7"),
+        # keep_job_directories (.experimaestro)
+        (Job, "load_from_disk", "experimaestro 2.7"),
         # documents_int (.datamaestro_ir)
         (CompressedDocumentStore, "_store", "datamaestro-ir 0.5.0"),
         # StaleCheckpointsCleaner (.xpm_torch)
@@ -64,6 +68,11 @@ def missing_private_hooks() -> List[str]:
         missing.append(
             "xpmir PyTorchAggregationModule.transform/decoder (as in xpmir 1.5.0)"
         )
+    # keep_job_directories (.experimaestro): the flag and the count it sets
+    if not _assigns(Job.__init__, "resumable"):
+        missing.append("experimaestro Job.resumable (as in experimaestro 2.7)")
+    if "self.retry_count =" not in inspect.getsource(BaseJob._load_from_status_dict):
+        missing.append("experimaestro Job.retry_count (as in experimaestro 2.7)")
     # SynchronisedValidationListener (.xpm_torch): the hook's target
     if not _assigns(UpdateModelHook.__init__, "target_obj"):
         missing.append("xpm_torch UpdateModelHook.target_obj (as in xpm_torch 0.3.1)")

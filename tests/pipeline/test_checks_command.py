@@ -30,7 +30,7 @@ def test_unknown_key_stops_the_command_before_any_task(tmp_path):
     """A typo in a YAML file: exit status 1, the key and the file are named,
     and no job was started"""
     recipe = tmp_path / "typo.yaml"
-    recipe.write_text(f"parent: {DEBUG}\nid: splade-typo\nmodel:\n  lamda_d: 0.1\n")
+    recipe.write_text(f"imports: [{DEBUG}]\nid: splade-typo\nmodel:\n  lamda_d: 0.1\n")
     process = run_command(tmp_path, recipe)
     output = process.stdout + process.stderr
     assert process.returncode != 0

@@ -92,7 +92,7 @@ def test_sweeps_cannot_change_what_variants_share():
 
 def test_unknown_keys_are_found_and_located(tmp_path):
     recipe = tmp_path / "mine.yaml"
-    recipe.write_text(f"parent: {DEBUG}\nid: splade-x\nmodel:\n  lamda_d: 0.1\n")
+    recipe.write_text(f"imports: [{DEBUG}]\nid: splade-x\nmodel:\n  lamda_d: 0.1\n")
     data = {"id": "x", "model": {"lamda_d": 0.1, "lambda_q": 1}, "learner": {"lrr": 1}}
     assert unknown_keys(data) == ["model.lamda_d", "learner.lrr"]
     assert unknown_keys({"data": {"tests": {"a": "b"}, "test_sizez": {}}}) == [

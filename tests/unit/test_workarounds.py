@@ -152,6 +152,76 @@ def test_raw_configuration_is_found_only_under_the_command(monkeypatch):
         command_line()
 
 
+GENERATED = """
+from pathlib import Path
+
+from experimaestro import Config, Param, Task, field, pathgenerator
+from typing import Annotated
+
+
+class Inner(Config):
+    path: Annotated[Path, pathgenerator("inner.txt")]
+
+
+class Outer(Task):
+    inner: Param[Inner] = field(ignore_generated=True)
+
+    def execute(self):
+        pass
+"""
+
+
+def test_upstream_ignored_generated_values_warn(tmp_path, monkeypatch, caplog):
+    """experimaestro warns "Ignoring <field>" when a field declared
+    ignore_generated=True holds generated values, as xpmir's
+    ValidationSettings.listener does (the validation listener's paths):
+    quiet_ignored_generated_values drops that message only"""
+    import logging
+    import sys
+
+    from experimaestro import experiment
+    from experimaestro.scheduler.workspace import RunMode
+    from xpmir.letor.validation import ValidationSettings
+
+    from splade.workarounds.experimaestro import (
+        IgnoredGeneratedValues,
+        quiet_ignored_generated_values,
+    )
+
+    assert ValidationSettings.C.__xpmtype__.arguments["listener"].ignore_generated
+    (tmp_path / "generated_task.py").write_text(GENERATED)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("generated_task", None)
+    from generated_task import Inner, Outer
+
+    root = logging.getLogger()
+    # (an experiment of another test may have installed the filter)
+    monkeypatch.setattr(
+        root,
+        "filters",
+        [f for f in root.filters if not isinstance(f, IgnoredGeneratedValues)],
+    )
+
+    def warnings_of_a_submission(name):
+        caplog.clear()
+        with experiment(tmp_path / name, name, run_mode=RunMode.DRY_RUN):
+            Outer.C(inner=Inner.C()).submit()
+        return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+    with caplog.at_level(logging.WARNING):
+        assert "Ignoring inner" in warnings_of_a_submission("upstream")
+        quiet_ignored_generated_values()
+        quiet_ignored_generated_values()  # once only
+        assert sum(isinstance(f, IgnoredGeneratedValues) for f in root.filters) == 1
+        assert "Ignoring inner" not in warnings_of_a_submission("fixed")
+    # other records of the root logger go through
+    assert IgnoredGeneratedValues().filter(
+        logging.LogRecord(
+            "root", logging.WARNING, __file__, 1, "Ignoring %s", ("x",), None
+        )
+    )
+
+
 # --- xpm_torch
 
 
