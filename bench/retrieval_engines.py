@@ -29,6 +29,7 @@ under ``## Retrieval engines`` (only that section is replaced), with a plot
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -894,6 +895,14 @@ def main():
         peak = next(line for line in status.splitlines() if line.startswith("VmHWM"))
         (args.workdir / args.build / "peak_rss_kib").write_text(peak.split()[1])
         return
+
+    # What the run imports (the bench extra), checked before any work
+    skipped = set(args.skip.split(","))
+    needed = {"matplotlib": "matplotlib"}
+    needed |= {"pyterrier_pisa": "pyterrier-pisa"} if "pisa" not in skipped else {}
+    needed |= {"seismic": "pyseismic-lsr"} if "pyseismic" not in skipped else {}
+    if missing := [p for m, p in needed.items() if importlib.util.find_spec(m) is None]:
+        sys.exit(f"Missing {', '.join(missing)}: pip install -e '.[bench]'")
 
     command = "nice -n 10 python bench/retrieval_engines.py " + " ".join(sys.argv[1:])
     sizes = [int(d) for d in args.docs.split(",")]
