@@ -19,7 +19,8 @@ from conftest import (
     run,
     user_environment,
 )
-from staging import stage_beir, stage_beir_from_tsv
+from shared_runs import GROUP, experiment_jobs
+from staging import stage_beir_from_tsv
 
 BEIR = ROOT / "splade" / "beir.yaml"
 
@@ -81,63 +82,27 @@ def test_zero_shot_on_two_staged_beir_collections(tmp_path):
     assert len(indices) == 2
 
 
-def debug_as_beir(datadir: Path, name: str, start: int, count: int):
-    """Stages the BEIR dataset ``name`` made of debug documents and test
-    queries (whose relevant documents are among them)"""
-    from splade.debug_data import DebugCollectionSpec, generate
-
-    collection = generate(DebugCollectionSpec())
-    documents = collection.documents[start : start + count]
-    ids = {docid for docid, _ in documents}
-    qrels = [
-        (qid, docid, rel)
-        for qid, docid, rel in collection.qrels["test"]
-        if docid in ids and rel > 0
-    ]
-    judged = {qid for qid, _, _ in qrels}
-    queries = {qid: text for qid, text in collection.queries["test"] if qid in judged}
-    stage_beir(
-        datadir,
-        name,
-        ((docid, "", text) for docid, text in documents),
-        queries,
-        {"test": qrels},
-    )
-    return len(queries)
-
-
 @pytest.mark.slow
-def test_a_training_recipe_with_the_beir_tests(tmp_path):
-    """debug.yaml plus _beir.yaml (a YAML file of three lines): the trained
-    checkpoint is evaluated on the debug test queries and on each staged
+@pytest.mark.xdist_group(GROUP)
+def test_a_training_recipe_with_the_beir_tests(debug_workspace, debug_beir_run):
+    """debug.yaml plus _beir.yaml (a YAML file of three lines), in the
+    workspace of the debug run (tests/support/shared_runs.py), where two BEIR
+    collections of debug documents are staged: the trained checkpoint (the
+    debug run's, reused) is evaluated on the debug test queries and on each
     BEIR collection, each with its own index"""
-    home = prepared_home(tmp_path)
-    datadir = home / "datamaestro"
-    assert debug_as_beir(datadir, "arguana", 0, 400) > 5
-    assert debug_as_beir(datadir, "scidocs", 1000, 400) > 5
-    recipe = ROOT / "splade" / "debug_beir_test.yaml"
-    recipe.write_text(
-        "id: splade-debug-beir\nimports: [debug.yaml, _beir.yaml]\n"
-        "title: debug\ndescription: debug + BEIR\n"
-    )
-    try:
-        env = user_environment(home)
-        command = ["experimaestro", "run-experiment", str(recipe)]
-        options = ["-c", "data.tests_only=debug,arguana,scidocs"]
-        log = home / "run.log"
-        assert run(command + options, env, log, 3600) == 0, failure_report(home, log)
-    finally:
-        recipe.unlink()
+    home = debug_workspace.home
     df = results(home, "splade-debug-beir").set_index(["dataset", "model"])
     for key in ("debug", "arguana", "scidocs", "BEIR-13 (2 of 13)"):
         for model in ("bm25", "splade"):
             assert 0 <= df.loc[(key, model), "nDCG@10"] <= 1, (key, model)
     # trained once, three SPLADE indices (debug documents, two BEIR corpora)
-    jobs = home / "experiments/splade/jobs"
-    assert len(list(jobs.glob("xpm_torch.learner.learner/*"))) == 1
-    assert len(list(jobs.glob(f"{SPLADE_INDEX_TASK}/*"))) == 3
+    jobs = experiment_jobs(home, "splade-debug-beir")
+    tasks = [job.parent.name for job in jobs]
+    assert tasks.count("xpm_torch.learner.learner") == 1
+    assert tasks.count(SPLADE_INDEX_TASK) == 3
     # the model learned on the debug collection helps on its documents
     assert (
         df.loc[("arguana", "splade"), "nDCG@10"]
         > df.loc[("arguana", "bm25"), "nDCG@10"]
     )
+    assert not (home / "network.log").exists()

@@ -7,12 +7,13 @@ scores of the hard negatives) is staged in datamaestro's own data folder of a
 new HOME, so that the recipes' dataset ids prepare offline; each recipe then
 runs through ``experimaestro run-experiment`` with size overrides only (a
 small masked language model and cross-encoder made here, a few steps), and
-its results table is checked. The recipes share one workspace: what they
-have in common (the BM25 indices of the collection, the validation
-collection...) runs once.
+its results table is checked. The recipes share one workspace, two of them
+running at a time: what they have in common (the BM25 indices of the
+collection, the validation collection...) runs once.
 """
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +21,7 @@ import pytest
 from conftest import failure_report, run, user_environment
 from staging import stage_minilm_scores, stage_msmarco
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("msmarco")]
 
 #: recipe -> its own size overrides
 RECIPES = {
@@ -97,16 +98,19 @@ def staged(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def runs(staged):
-    """recipe -> (exit status, log)"""
+    """recipe -> (exit status, log); two recipes at a time (experimaestro
+    runs a task that both need once: the other one waits for it)"""
     home, env, values = staged
-    outcomes = {}
-    for recipe, overrides in RECIPES.items():
-        options = [o.format(**values) for o in COMMON + overrides]
+
+    def run_recipe(recipe):
+        options = [o.format(**values) for o in COMMON + RECIPES[recipe]]
         command = ["experimaestro", "run-experiment", f"splade/{recipe}.yaml"]
         command += [x for option in options for x in ("-c", option)]
         log = home / f"{recipe}.log"
-        outcomes[recipe] = run(command, env, log, timeout=1800), log
-    return outcomes
+        return run(command, env, log, timeout=1800), log
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(RECIPES, pool.map(run_recipe, RECIPES), strict=True))
 
 
 def results(log: Path) -> pd.DataFrame:

@@ -40,6 +40,8 @@ from workspace import (
 )
 from xpm_torch.trainers.context import TrainerContext
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reliability")]
+
 
 @pytest.fixture(scope="module")
 def concurrent(tmp_path_factory):

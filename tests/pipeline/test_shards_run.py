@@ -1,19 +1,24 @@
 """Sharded encoding on the debug collection, zero-shot (slow): the
 retrieval results of a sharded index against one task's index (the shards
-and their merge: tests/unit/test_shards.py)"""
+and their merge: tests/unit/test_shards.py). Both runs are made in the
+workspace of the debug run (tests/support/shared_runs.py): the one-task index
+of the embedded model is the debug run's index of the untrained model."""
 
 import json
 import re
-import sys
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import failure_report, run, user_environment
+from conftest import SPLADE_INDEX_TASK
+from shared_runs import GROUP, experiment_jobs
 
 from splade.engines.exhaustive import SparseIndex
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(GROUP)]
+
 TIME = re.compile(r"(\d\d-\d\d-\d\d \d\d:\d\d:\d\d)")
+EVALUATION = "splade.efficiency.evaluatewithefficiency"
 
 
 def duration(err: Path) -> float:
@@ -25,44 +30,24 @@ def duration(err: Path) -> float:
     return (last - first).total_seconds()
 
 
-@pytest.fixture(scope="module")
-def zero_shot(tmp_path_factory):
-    """The debug recipe without training (the embedded model), indexed by one
-    task, then by 2 shards, in one workspace"""
-    home = tmp_path_factory.mktemp("shards")
-    env = user_environment(home)
-    assert run([sys.executable, "-m", "splade.workspace"], env, home / "ws.log") == 0
-    logs = {}
-    for shards in (1, 2):
-        logs[shards] = home / f"shards-{shards}.log"
-        command = [
-            "experimaestro",
-            "run-experiment",
-            "splade/debug.yaml",
-            "-c",
-            "mode=zero-shot",
-            "-c",
-            f"indexation.shards={shards}",
-        ]
-        assert run(command, env, logs[shards]) == 0, failure_report(home, logs[shards])
-    return home / "experiments/splade/jobs", logs
-
-
-def run_of(jobs: Path, index_task: Path) -> str:
-    for params in jobs.glob("splade.efficiency.evaluatewithefficiency/*/params.json"):
-        if index_task.name in params.read_text():
-            return "\n".join(
-                sorted((params.parent / "run.txt").read_text().splitlines())
-            )
+def run_of(jobs, index_task: Path) -> str:
+    """The run (TREC lines, sorted) of the evaluation of an index"""
+    for job in jobs:
+        params = job / "params.json"
+        if job.parent.name == EVALUATION and index_task.name in params.read_text():
+            return "\n".join(sorted((job / "run.txt").read_text().splitlines()))
     raise AssertionError(f"no evaluation of {index_task}")
 
 
-@pytest.mark.slow
-def test_a_sharded_index_gives_the_same_results(zero_shot):
-    jobs, _ = zero_shot
-    (whole,) = jobs.glob("splade.engines.exhaustiveindexbuilder/*")
-    shards = sorted(jobs.glob("splade.shards.shardindexbuilder/*"))
-    (merged,) = jobs.glob("splade.shards.mergeshards/*")
+def test_a_sharded_index_gives_the_same_results(debug_workspace, zero_shot_runs):
+    home = debug_workspace.home
+    one = experiment_jobs(home, zero_shot_runs[1])
+    two = experiment_jobs(home, zero_shot_runs[2])
+    (whole,) = [job for job in one if job.parent.name == SPLADE_INDEX_TASK]
+    shards = [
+        job for job in two if job.parent.name == "splade.shards.shardindexbuilder"
+    ]
+    (merged,) = [job for job in two if job.parent.name == "splade.shards.mergeshards"]
     assert len(shards) == 2
     for name in ("offsets.npy", "docids.npy", "weights.npy", "meta.json"):
         assert (merged / "index" / name).read_bytes() == (
@@ -70,7 +55,7 @@ def test_a_sharded_index_gives_the_same_results(zero_shot):
         ).read_bytes()
     assert json.loads((merged / "index" / "meta.json").read_text())["num_docs"] == 2000
     assert SparseIndex.load(merged / "index").num_postings > 0
-    assert run_of(jobs, merged) == run_of(jobs, whole)
+    assert run_of(two, merged) == run_of(one, whole)
 
     # Durations (on this machine's 2 cores, shards running at once)
     times = {
@@ -79,3 +64,4 @@ def test_a_sharded_index_gives_the_same_results(zero_shot):
         "merge": duration(next(merged.glob("*.err"))),
     }
     print("index durations (s):", times)
+    assert not (home / "network.log").exists()
