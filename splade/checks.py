@@ -5,7 +5,9 @@ declared in :mod:`splade.configuration`). What remains is checked here, by
 asking each part of the package about its own section: the data
 (:mod:`splade.datasets`: ids, local files read line by line), the model
 (:mod:`splade.models`: can it be loaded), training (:mod:`splade.training`:
-loss and training data), the engine (:mod:`splade.engines`), the measures
+loss and training data), the mining (:mod:`splade.mining`,
+:mod:`splade.recipes`: teachers, pool, a first stage given as a recipe),
+the engine (:mod:`splade.engines`), the measures
 (:mod:`splade.measures`) and the test collections
 (:mod:`splade.test_collections`); plus the keys that experimaestro would
 ignore silently (a typo). Every problem names its configuration key, so that a
@@ -19,7 +21,15 @@ from typing import Any, Dict, List, Optional, Sequence
 import attr
 import yaml
 
-from splade import engines, measures, models, test_collections, training
+from splade import (
+    engines,
+    measures,
+    mining,
+    models,
+    recipes,
+    test_collections,
+    training,
+)
 from splade.configuration import ConfigurationError, SPLADEConfiguration
 from splade.datasets import Datasets
 from splade.workarounds.experimaestro import command_line
@@ -36,7 +46,7 @@ def check(
     :param datasets: the experiment's datasets (made from ``cfg.data`` when
         not given)
     :param variants: the configurations of a sweep (``grid_search``), each
-        checked too
+        checked (instead of ``cfg``'s own model, engine and training)
     :param downloads: whether the run will download what it needs (not in a
         dry run): the base model must then be reachable
     """
@@ -45,11 +55,15 @@ def check(
     problems: List[str] = datasets.problems(cfg.mode)
     problems += measures.problems(cfg.retrieval)
     problems += test_collections.problems(cfg.data)
-    for variant in [cfg, *variants]:
-        problems += models.problems(variant.model, downloads)
+    # (the configurations that run: a sweep's variants, not the sweep itself,
+    # whose model may be a value that no variant keeps)
+    for variant in variants or [cfg]:
+        problems += models.problems(variant.model, downloads, variant.mode)
         problems += training.problems(variant)
+        problems += mining.problems(variant)
+        problems += recipes.problems(variant)
         problems += engines.problems(
-            variant.retrieval.engine, variant.indexation.shards
+            variant.retrieval.engine, variant.indexation.shards, start=downloads
         )
         if shared(variant) != shared(cfg):
             problems.append(

@@ -12,8 +12,11 @@ debug scale, the cross-encoder of SPLADE++ (scoring the hard negatives mined
 by a first-stage SPLADE model: :mod:`splade.mining`).
 """
 
+import hashlib
 from typing import Dict, Iterable, List, Set
 
+import numpy as np
+from experimaestro import Param, field
 from xpmir.rankers import ScoredDocument, Scorer
 
 from splade.debug_data import DebugCollectionSpec, generate
@@ -21,9 +24,21 @@ from splade.debug_data import DebugCollectionSpec, generate
 #: ``mining.teacher`` value that names this teacher
 DEBUG_TEACHER = "splade.debug.teacher"
 
+#: ``mining.teacher`` value that names the oracle with noise
+NOISY_DEBUG_TEACHER = "splade.debug.teacher.noisy"
+
+#: Standard deviation of the noise of :data:`NOISY_DEBUG_TEACHER`
+NOISE = 0.5
+
 
 class DebugTeacher(Scorer):
-    """The debug collection's oracle teacher"""
+    """The debug collection's oracle teacher (with ``noise``, a noisier
+    copy: a Gaussian noise of that standard deviation is added to each
+    score, the same for a (query, document) pair whenever it is scored, so
+    that an ensemble of the two can be tested)"""
+
+    noise: Param[float] = field(default=0.0, ignore_default=True)
+    """Standard deviation of the noise added to each score"""
 
     def __initialize__(self):
         super().__initialize__()
@@ -47,7 +62,12 @@ class DebugTeacher(Scorer):
         concepts = [self.document_concepts.get(word) for word in words]
         shared = wanted & {c for c in concepts if c is not None}
         fraction = sum(c in shared for c in concepts) / max(len(words), 1)
-        return len(shared) + fraction
+        score = len(shared) + fraction
+        if self.noise:
+            digest = hashlib.sha256(f"{query}\t{document}".encode()).digest()
+            random = np.random.RandomState(int.from_bytes(digest[:4], "little"))
+            score += self.noise * float(random.standard_normal())
+        return score
 
     def compute(
         self, topic, documents: Iterable[ScoredDocument]

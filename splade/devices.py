@@ -19,6 +19,22 @@ from splade.workarounds.xpm_torch import check_launches_without_function
 logger = logging.getLogger(__name__)
 
 
+#: The precisions resolved where the task runs
+AUTOMATIC = ("auto", "auto-bf16")
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto``: mixed precision (``16-mixed``) on a GPU, ``32-true`` on a
+    CPU; ``auto-bf16``: ``bf16-mixed`` on a GPU that has bfloat16 (Ampere
+    and later; what LLMs are trained in), ``16-mixed`` on another GPU,
+    ``32-true`` on a CPU"""
+    if not torch.cuda.is_available():
+        return "32-true"
+    if precision == "auto-bf16" and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "16-mixed"
+
+
 class AutoFabricConfiguration(FabricConfiguration):
     """Lightning Fabric configuration whose ``auto`` precision is resolved
     on the machine that runs the task: mixed precision (``16-mixed``) when a
@@ -42,11 +58,11 @@ class AutoFabricConfiguration(FabricConfiguration):
     __xpmid__ = "splade.fabric.autofabricconfiguration"
 
     def _get_fabric(self, **kwargs):
-        if self.precision != "auto":
+        if self.precision not in AUTOMATIC:
             fabric = super()._get_fabric(**kwargs)
         else:
             resolved = FabricConfiguration.C(
-                precision="16-mixed" if torch.cuda.is_available() else "32-true",
+                precision=resolve_precision(self.precision),
                 torch_fp32_precision=self.torch_fp32_precision,
                 num_nodes=self.num_nodes,
                 devices=self.devices,

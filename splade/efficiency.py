@@ -21,7 +21,7 @@ import numpy as np
 from experimaestro import Annotated, Param, field, pathgenerator, taskglobals
 from xpmir.evaluation import Evaluate
 
-from splade.engines import document_frequencies, search_function
+from splade.engines import document_frequencies, latency_clock, search_function
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +65,11 @@ def measure(retriever, topics, queries: int) -> Dict[str, Optional[float]]:
     their text), and ``latency_query_ms``, with the encoding of the query.
     They are CPU times of the thread (``time.thread_time``), so that other
     processes on the machine do not count; a query encoded on a GPU counts
-    its wall-clock time. FLOPS is computed over all the queries (``topics``)
-    and the indexed documents; ``index_mb`` is the size of the index's
-    files.
+    its wall-clock time, and so do both latencies of an engine that searches
+    outside the calling thread (Milvus, :func:`splade.engines.latency_clock`).
+    FLOPS is computed over all the queries (``topics``) and the indexed
+    documents; ``index_mb`` is the size of the index's files (None when they
+    are on a server).
     """
     import torch
 
@@ -80,15 +82,15 @@ def measure(retriever, topics, queries: int) -> Dict[str, Optional[float]]:
         pass
     encoder, index = retriever.encoder, retriever.index
     on_gpu = next(encoder.parameters(), torch.zeros(0)).device.type == "cuda"
+    encoder.eval()
+    search = search_function(index, **retriever.get_retrieval_options())
+    search_clock = latency_clock(index)
+    wall = on_gpu or search_clock is time.perf_counter
 
     def clock():
         if on_gpu:
             torch.cuda.synchronize()
-            return time.perf_counter()
-        return time.thread_time()
-
-    encoder.eval()
-    search = search_function(index, **retriever.get_retrieval_options())
+        return time.perf_counter() if wall else time.thread_time()
 
     with torch.no_grad():
         # Warm-up (lazy initialisations, compilation)
@@ -98,16 +100,17 @@ def measure(retriever, topics, queries: int) -> Dict[str, Optional[float]]:
         for topic in topics[:queries]:
             start = clock()
             query = _query(encoder, topic)
-            cpu = time.thread_time()
+            cpu = search_clock()
             search(query, retriever.topk)
-            retrieval.append(time.thread_time() - cpu)
+            retrieval.append(search_clock() - cpu)
             total.append(clock() - start)
 
+        path = getattr(index, "index_path", None)
         return {
             "latency_ms": 1000 * float(np.mean(retrieval)) if retrieval else None,
             "latency_query_ms": 1000 * float(np.mean(total)) if total else None,
             "timed_queries": len(retrieval),
-            "index_mb": folder_size(index.index_path) / 2**20,
+            "index_mb": folder_size(path) / 2**20 if path else None,
             "flops": flops(encoder, index, topics),
         }
 

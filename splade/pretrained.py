@@ -7,10 +7,49 @@ model, a model made by this package (a ``splade.*`` datamaestro id, e.g.
 """
 
 from pathlib import Path
-from typing import Optional
+from typing import Dict, List, Optional, Tuple
 
 #: Prefix of the datamaestro ids of the models this package makes
 PACKAGE_MODELS = "splade."
+
+#: What a Hugging Face model folder holds (each entry: one of these files)
+FOLDER_FILES: List[Tuple[str, ...]] = [
+    ("config.json",),
+    (
+        "model.safetensors",
+        "pytorch_model.bin",
+        "model.safetensors.index.json",
+        "pytorch_model.bin.index.json",
+        "*.gguf",
+    ),
+    ("tokenizer.json", "vocab.txt", "tokenizer.model", "vocab.json"),
+]
+
+#: What a model folder holds besides, for an architecture
+#: (``model.architecture``): the IDF query side reads OpenSearch's
+#: ``idf.json`` (token -> weight) from the folder
+ARCHITECTURE_FILES: Dict[str, List[Tuple[str, ...]]] = {"idf": [("idf.json",)]}
+
+
+def missing_files(folder: Path, architecture: str = "max") -> List[str]:
+    """The files a model folder lacks (for each, the alternatives)"""
+    needed = FOLDER_FILES + ARCHITECTURE_FILES.get(str(architecture), [])
+    return [
+        " or ".join(names)
+        for names in needed
+        if not any(_exists(Path(folder), name) for name in names)
+    ]
+
+
+def _exists(folder: Path, name: str) -> bool:
+    """Whether the folder has the file ``name`` (a glob pattern: one match)"""
+    if "*" in name:
+        return any(folder.glob(name))
+    return (folder / name).is_file()
+
+
+#: The file of a LoRA adapter in ``peft``'s layout (e.g. Lion-SP's)
+ADAPTER = "adapter_config.json"
 
 
 def resolve(base_hf_id: str) -> str:
@@ -27,27 +66,40 @@ def resolve(base_hf_id: str) -> str:
     return base_hf_id
 
 
-def problem(base_hf_id: str) -> Optional[str]:
+def folder_problem(folder: Path, architecture: str = "max") -> Optional[str]:
+    """Why a local model folder cannot be loaded (None if it can): the
+    files it lacks (a LoRA adapter folder: its base is checked on its own,
+    :func:`splade.models.adapter_problem`)"""
+    if (Path(folder) / ADAPTER).is_file():
+        return None
+    missing = missing_files(folder, architecture)
+    if not missing:
+        return None
+    if "config.json" in missing:
+        return f"{folder} is a folder without config.json (not a Hugging Face model)"
+    return f"{folder} lacks what a {architecture} model needs: " + "; ".join(missing)
+
+
+def problem(base_hf_id: str, architecture: str = "max") -> Optional[str]:
     """Why ``base_hf_id`` cannot be loaded (None if it can)
 
-    A hub id is checked in the local Hugging Face cache, then on the hub
-    (one request, no retries: offline, the answer comes at once).
+    A local folder must hold the files of a Hugging Face model (and those
+    of ``architecture``, :data:`ARCHITECTURE_FILES`); a hub id is checked
+    in the local Hugging Face cache, then on the hub (one request, no
+    retries: offline, the answer comes at once).
     """
     local = Path(base_hf_id).expanduser()
     if base_hf_id.startswith(PACKAGE_MODELS):
         return None
     if local.is_dir():
-        if (local / "config.json").is_file():
-            return None
-        return (
-            f"{base_hf_id} is a folder without config.json (not a Hugging Face model)"
-        )
+        return folder_problem(local, architecture)
 
     from huggingface_hub import HfApi, try_to_load_from_cache
 
     try:
-        if isinstance(try_to_load_from_cache(base_hf_id, "config.json"), str):
-            return None
+        for name in ("config.json", ADAPTER):
+            if isinstance(try_to_load_from_cache(base_hf_id, name), str):
+                return None
         HfApi().model_info(base_hf_id, timeout=10)
         return None
     except Exception as e:

@@ -20,6 +20,8 @@ Identifiers:
 - ``splade.debug.validation`` and ``splade.debug.test``: ``Adhoc`` datasets
 - ``splade.debug.bert``: the small masked language model (a ``Folder``
   holding a Hugging Face model and its tokenizer)
+- ``splade.debug.llama``: the small causal language model (Llama
+  architecture, :mod:`splade.tiny_decoder`), for ``splade/debug_llm.yaml``
 - ``splade.debug.train.judged``: the training queries with their judgements
   (to mine hard negatives: ``splade/debug_pp.yaml``)
 
@@ -45,14 +47,18 @@ from datamaestro_ir.data.trec import TrecAdhocAssessments
 
 from splade.debug_data import DebugCollectionSpec, generate
 from splade.teacher_scores import PickledTeacherScores
+from splade.tiny_decoder import TinyDecoderSpec, make_tiny_decoder
 from splade.tiny_model import TinyMLMSpec, make_tiny_mlm
 
 SPEC = DebugCollectionSpec()
 MODEL_SPEC = TinyMLMSpec()
 
+DECODER_SPEC = TinyDecoderSpec()
+
 #: Name of the generated folders (changes with the generator version)
 FILES = f"files-v{SPEC.version}"
 MODEL = f"model-v{MODEL_SPEC.version}"
+DECODER = f"decoder-v{DECODER_SPEC.version}"
 
 
 class Repository(BaseRepository):
@@ -107,7 +113,18 @@ class GeneratedModel(FolderResource):
                     for line in fp:
                         yield line.rstrip("\n").split("\t", 1)[1]
 
-        make_tiny_mlm(texts(), destination, MODEL_SPEC)
+        self.make(texts(), destination)
+
+    def make(self, texts, destination: Path):
+        make_tiny_mlm(texts, destination, MODEL_SPEC)
+
+
+class GeneratedDecoder(GeneratedModel):
+    """Makes the small causal language model (Llama architecture), its
+    tokenizer having the vocabulary of the debug documents and queries"""
+
+    def make(self, texts, destination: Path):
+        make_tiny_decoder(texts, destination, DECODER_SPEC)
 
 
 @dataset(id="splade.debug.files")
@@ -208,6 +225,19 @@ class DebugModel(Dataset):
         return Folder.C(path=self.MODEL.path)
 
 
+@dataset(id="splade.debug.llama")
+class DebugDecoder(Dataset):
+    """A small Llama-architecture causal language model (random weights, the
+    vocabulary of the debug collection), as a Hugging Face folder
+    (``splade/debug_llm.yaml``)"""
+
+    FILES = reference(DebugFiles)
+    MODEL = GeneratedDecoder(DECODER, FILES)
+
+    def config(self) -> Folder:
+        return Folder.C(path=self.MODEL.path)
+
+
 HARD_NEGATIVES = (
     "https://huggingface.co/datasets/sentence-transformers/msmarco-hard-negatives"
 )
@@ -242,5 +272,6 @@ DATASETS = [
     DebugValidation,
     DebugTest,
     DebugModel,
+    DebugDecoder,
     MsMarcoMiniLMScores,
 ]

@@ -74,6 +74,12 @@ class Launchers:
         """The learner (:func:`learner_launcher`)"""
         return learner_launcher(self.cfg.learner)
 
+    def mntp(self):
+        """The MNTP adaptation of a decoder (``model.mntp``)"""
+        from splade.models import adaptation_settings
+
+        return find_launcher(adaptation_settings(self.cfg.model).requirements)
+
     def mining(self):
         """The mining and teacher scoring tasks of SPLADE++ SelfDistil"""
         return find_launcher(self.cfg.mining.requirements)

@@ -68,6 +68,8 @@ class ResultsTable(EvaluationsCollection):
         #: (model tags as a tuple, dataset key) -> efficiency measures (path)
         self.efficiency: Dict[Tuple, object] = {}
         self.runs = []
+        #: Other outputs of the models (name, what and where), for the summary
+        self.outputs: List[Tuple[str, str]] = []
 
     def evaluate(
         self,
@@ -231,6 +233,7 @@ class ResultsTable(EvaluationsCollection):
                     shared.setdefault(str(index.index_path), []).append(key)
             for path, keys in shared.items():
                 lines.append(f"- {name}: sparse index {path} ({', '.join(keys)})")
+        lines += [f"- {name}: {what}" for name, what in self.outputs]
         for result in self.runs:
             if result.run is not None:
                 name = ", ".join(

@@ -5,13 +5,21 @@
   teacher file, or drawn from the teacher scores of queries' candidates
   (:class:`splade.distillation.TeacherPairs`);
 - ``kl_div`` (Efficient SPLADE): the KL divergence of the same pairs;
+- ``contrastive_kl`` (Lion-SP): in-batch softmax cross-entropy plus the KL
+  divergence of the same pairs (:mod:`splade.contrastive`);
 - ``softmax_ce`` (SPLADE v2): softmax cross-entropy over the positive
   document, the query's negative and the other documents of the batch
   (in-batch negatives), on (query, positive, negative) triplets, or on
   queries with relevance judgements whose negatives are sampled from the
-  BM25 top-k (hard negatives).
+  BM25 top-k (hard negatives); on mined candidates (SPLADE-v3-Doc), over
+  the positive and every negative of the batch (naver's ``contrastive``);
+- ``kl_margin_mse`` (SPLADE-v3): KL divergence and MarginMSE on lists of
+  one positive and ``learner.negatives`` negatives of mined candidates
+  (:class:`splade.distillation.TeacherLists`,
+  :class:`splade.distillation.ListwiseTrainer`).
 """
 
+import re
 from typing import List, Optional
 
 from datamaestro import prepare_dataset
@@ -26,10 +34,24 @@ from xpmir.datasets.adapters import MemoryTopicStore
 from xpmir.letor.distillation.pairwise import DistillationPairwiseTrainer
 from xpmir.letor.processors import StoreHydrator
 
-from splade.configuration import Learner, Loss, Mode, SPLADEConfiguration
+from splade.configuration import (
+    Backbone,
+    DocumentFlops,
+    Learner,
+    Loss,
+    Mode,
+    SPLADEConfiguration,
+)
+from splade.contrastive import ContrastiveDistillationTrainer
 from splade.datasets import Datasets, datamaestro_problem, find, local_split
-from splade.distillation import TeacherPairs
-from splade.losses import DISTILLATION, SoftmaxCrossEntropy
+from splade.distillation import ListwiseTrainer, TeacherLists, TeacherPairs
+from splade.losses import (
+    DISTILLATION,
+    LISTWISE,
+    KLMarginMSELoss,
+    PairwiseKLLoss,
+    SoftmaxCrossEntropy,
+)
 from splade.teacher_scores import ScoredQueries, TeacherScores
 from splade.workarounds.xpmir import (
     DistillationSamplesSampler,
@@ -39,10 +61,17 @@ from splade.workarounds.xpmir import (
     TripletsSampler,
 )
 
+#: The name of a decoder's normalization weight (no weight decay)
+DECODER_NORM = "encoder.encoder.model.model.layers.0.input_layernorm.weight"
+
+#: The losses that learn from teacher-scored pairs
+TEACHER_LOSSES = (*DISTILLATION, Loss.CONTRASTIVE_KL)
+
 #: loss -> the types of training data it can use
 TRAINING_DATA = {
     Loss.MARGIN_MSE: (PairwiseDistillationSamples, TeacherScores, ScoredQueries),
     Loss.KL_DIV: (PairwiseDistillationSamples, TeacherScores, ScoredQueries),
+    Loss.CONTRASTIVE_KL: (PairwiseDistillationSamples, TeacherScores, ScoredQueries),
     Loss.SOFTMAX_CE: (TrainingTriplets, Adhoc),
 }
 
@@ -66,15 +95,39 @@ def problems(cfg: SPLADEConfiguration) -> List[str]:
             f" number of training processes, learner.devices x learner.num_nodes"
             f" = {processes}"
         )
+    if Backbone(cfg.model.backbone) == Backbone.DECODER:
+        patterns = learner.optimization.re_no_l2_regularization
+        if not any(re.search(p, DECODER_NORM) for p in patterns):
+            found.append(
+                "learner.optimization.re_no_l2_regularization: matches no"
+                " parameter of a decoder (Llama, Qwen and Mistral have no bias,"
+                " and their RMSNorm weights are named like"
+                f" {DECODER_NORM}): add 'norm\\.weight$'"
+            )
     loss = Loss(learner.loss)
-    if cfg.mining is not None and loss not in DISTILLATION:
+    if loss == Loss.KL_MARGIN_MSE and cfg.mining is None:
         found.append(
-            f"learner.loss: {loss} cannot learn from the mined negatives"
-            f" (mining): one of {', '.join(map(str, DISTILLATION))}"
+            "learner.loss: kl_margin_mse learns lists of mined candidates: set"
+            " the mining section (see splade/splade_v3.yaml)"
         )
+    pairs_mean = DocumentFlops(cfg.model.document_flops) == DocumentFlops.PAIRS_MEAN
+    if pairs_mean and listwise(cfg):
+        found.append(
+            f"model.document_flops: pairs_mean needs (positive, negative) pairs,"
+            f" and learner.loss={loss} on mined candidates learns lists: use batch"
+        )
+    if loss == Loss.KL_MARGIN_MSE and cfg.mining is not None:
+        if not cfg.mining.first_stage:
+            found.append(
+                "mining.first_stage: learner.loss=kl_margin_mse learns mined lists"
+                " and cannot train the first stage itself: give a trained model"
+                " or a recipe (e.g. splade_pp_sd.yaml)"
+            )
+    if (cfg.mining is not None and cfg.mining.first_stage) or loss not in TRAINING_DATA:
+        return found  # data.train is not read, or cannot be
     split = local_split(data.train)
     if split:
-        if loss in DISTILLATION and data.local is not None:
+        if loss in TEACHER_LOSSES and data.local is not None:
             local = data.local.splits.get(split)
             if local is not None and local.teacher is None:
                 found.append(
@@ -98,6 +151,15 @@ def problems(cfg: SPLADEConfiguration) -> List[str]:
                 f" {', '.join(e.__name__ for e in expected)}"
             )
     return found
+
+
+def listwise(cfg: SPLADEConfiguration) -> bool:
+    """Whether the training learns lists (one positive and n negatives per
+    query) of mined candidates"""
+    loss = Loss(cfg.learner.loss)
+    return loss == Loss.KL_MARGIN_MSE or (
+        cfg.mining is not None and loss == Loss.SOFTMAX_CE
+    )
 
 
 def training_data(learner: Learner, datasets: Datasets, seed: int = 0):
@@ -135,7 +197,30 @@ def trainer(
     )
 
     loss = Loss(learner.loss)
-    if loss in DISTILLATION:
+    if loss in LISTWISE and isinstance(train, ScoredQueries):
+        # SPLADE-v3: lists of one positive and n negatives per query
+        lists = TeacherLists.C(
+            scores=train.scores, qrels=train.qrels, negatives=learner.negatives
+        )
+        sampler = ProcessedSampler.C(
+            sampler=lists,
+            processors=[
+                StoreHydrator.C(
+                    documentstore=documents,
+                    querystore=MemoryTopicStore.C(topics=train.topics),
+                )
+            ],
+        )
+        lossfn = LISTWISE[loss].C()
+        if loss == Loss.KL_MARGIN_MSE:
+            lossfn = KLMarginMSELoss.C(
+                kl_weight=learner.kl_weight,
+                margin_mse_weight=learner.margin_mse_weight,
+                temperature=learner.temperature,
+            )
+        return ListwiseTrainer.C(sampler=sampler, lossfn=lossfn, **common)
+
+    if loss in TEACHER_LOSSES:
         if isinstance(train, ScoredQueries):
             pairs = TeacherPairs.C(scores=train.scores, qrels=train.qrels)
             queries = train.topics
@@ -158,6 +243,10 @@ def trainer(
                 )
             ],
         )
+        if loss == Loss.CONTRASTIVE_KL:
+            return ContrastiveDistillationTrainer.C(
+                sampler=sampler, lossfn=PairwiseKLLoss.C(), **common
+            )
         return DistillationPairwiseTrainer.C(
             sampler=sampler, lossfn=DISTILLATION[loss].C(), **common
         )

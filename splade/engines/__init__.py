@@ -21,7 +21,8 @@ This package is a floor below :mod:`splade.configuration`: it imports
 nothing of the package but the work-arounds of the libraries.
 """
 
-from typing import Dict, List, Optional, Type
+import time
+from typing import Callable, Dict, List, Optional, Type
 
 from splade.engines.base import Engine, Search
 from splade.engines.bmp import BMPEngine
@@ -32,6 +33,7 @@ from splade.engines.exhaustive import (
     shard_builders,
 )
 from splade.engines.impact import MaxScoreEngine, WANDEngine
+from splade.engines.milvus import MilvusEngine
 from splade.engines.pisa import PisaEngine
 from splade.engines.seismic import SeismicEngine
 
@@ -44,6 +46,7 @@ __all__ = [
     "document_frequencies",
     "engine_of",
     "index_builders",
+    "latency_clock",
     "problems",
     "search_function",
     "sections",
@@ -60,6 +63,7 @@ ENGINES: Dict[str, Type[Engine]] = {
         PisaEngine,
         BMPEngine,
         SeismicEngine,
+        MilvusEngine,
     )
 }
 
@@ -84,18 +88,23 @@ def _settings(section):
     return getattr(section, engine.section) if engine.section else None
 
 
-def problems(section, shards: int = 1) -> List[str]:
+def problems(section, shards: int = 1, start: bool = False) -> List[str]:
     """Settings of the engines that do not go together (each value's range
     is checked when the configuration is read), and whether the chosen
     engine's index can be sharded
 
     :param shards: ``indexation.shards``
+    :param start: whether a run starts (not a dry run): the chosen engine
+        then also checks the world (:meth:`Engine.start_problems`: a server
+        reachable...)
     """
     found = []
     for engine in ENGINES.values():
         if engine.section is not None:
             found += engine.problems(getattr(section, engine.section))
     engine = engine_of(section)
+    if start and not (engine.section and engine.problems(_settings(section))):
+        found += engine.start_problems(_settings(section))
     if shards > 1 and engine.builder is not ExhaustiveIndexBuilder:
         found.append(
             f"indexation.shards: only the exhaustive index can be sharded (the"
@@ -157,6 +166,16 @@ def search_function(index, **options) -> Search:
     if engine is None:
         return lambda query, k: index.retrieve(query, k, **options)
     return engine.search(index, **options)
+
+
+def latency_clock(index) -> Callable[[], float]:
+    """The clock of the latencies of an initialized index: the calling
+    thread's CPU time, or the wall-clock time for the engines whose search
+    runs elsewhere (:attr:`Engine.remote`)"""
+    engine = _engine_of_index(index)
+    if engine is not None and engine.remote:
+        return time.perf_counter
+    return time.thread_time
 
 
 def document_frequencies(index):

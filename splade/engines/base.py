@@ -31,6 +31,10 @@ class Engine:
     name: ClassVar[str]
     #: Whether the engine returns the exact top-k of the dot product
     exact: ClassVar[bool] = False
+    #: Whether the search runs outside the calling thread (a server, a
+    #: client library's threads): its latencies are then wall-clock times,
+    #: not the CPU time of the calling thread
+    remote: ClassVar[bool] = False
     #: The key of its settings in ``retrieval.engine`` (engines may share
     #: one); None: no settings
     section: ClassVar[Optional[str]] = None
@@ -45,6 +49,13 @@ class Engine:
     def problems(cls, settings) -> List[str]:
         """Settings that do not go together (each value's range is checked
         when the configuration is read), each as ``"key: problem"``"""
+        return []
+
+    @classmethod
+    def start_problems(cls, settings) -> List[str]:
+        """What the world must offer for a run with this engine (a server
+        reachable, a library installed), checked when a run starts (not in
+        a dry run), for the chosen engine only; each as ``"key: problem"``"""
         return []
 
     @classmethod

@@ -31,6 +31,7 @@ def missing_private_hooks() -> List[str]:
     libraries do not have"""
     from datamaestro_ir.data import CompressedDocumentStore
     from datamaestro_ir.data.distillation import PairwiseDistillationSamplesTSV
+    from experimaestro.core.objects.config import ConfigInformation
     from experimaestro.scheduler.base import Scheduler
     from experimaestro.scheduler.interfaces import BaseJob
     from experimaestro.scheduler.jobs import Job
@@ -45,6 +46,8 @@ def missing_private_hooks() -> List[str]:
         (Scheduler, "_cleanup_job_marker_files", "experimaestro 2.7"),
         # keep_job_directories (.experimaestro)
         (Job, "load_from_disk", "experimaestro 2.7"),
+        # widen_type_variables (.experimaestro)
+        (ConfigInformation, "check_typevar", "experimaestro 2.7"),
         # documents_int (.datamaestro_ir)
         (CompressedDocumentStore, "_store", "datamaestro-ir 0.5.0"),
         # StaleCheckpointsCleaner (.xpm_torch)

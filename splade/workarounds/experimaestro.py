@@ -2,6 +2,9 @@
 
 - :func:`keep_done_markers`: a job that another experiment finished while
   this one waited for its lock is run again;
+- :func:`widen_type_variables`: two models of different configuration
+  classes (e.g. a BERT and an MNTP-adapted decoder) cannot be evaluated on
+  the same test collection;
 - :func:`command_line`: ``experimaestro run-experiment`` ignores the keys of
   the YAML files and ``-c`` options that are not configuration fields (a typo
   such as ``lamda_d`` leaves the default value in place without a word); the
@@ -61,6 +64,55 @@ def keep_done_markers():
 
     cleanup_unless_done.keeps_done_markers = True
     Scheduler._cleanup_job_marker_files = cleanup_unless_done
+
+
+def widen_type_variables():
+    """Makes experimaestro bind a type variable to the closest common base
+    of two sibling classes instead of refusing the second one
+
+    experimaestro 2.7's ``ConfigInformation.set`` (core/objects/config.py:446)
+    fuses the type-variable bindings of a parameter's value with those of
+    the configuration it is set in, in both directions, and
+    ``ConfigInformation.check_typevar`` (config.py:483) raises a TypeError
+    when the two classes are siblings. The bindings are per type variable,
+    not per generic instance: xpmir's ``HFModel[ConfigT]`` over an
+    ``HFConfigID`` (a hub model) and over an ``MNTPModel`` (a task's output)
+    are then refused in one tree, and a configuration shared by two trees
+    (a test collection, evaluated for both models) carries the first
+    binding into the second. Siblings under the type variable's bound are
+    bound to their closest common base (still under the bound); anything
+    else is refused as before.
+    """
+    from experimaestro.core.objects.config import ConfigInformation
+
+    check = ConfigInformation.check_typevar
+    if getattr(check, "widens", False):
+        return
+
+    def check_or_widen(self, typevar, v):
+        try:
+            return check(self, typevar, v)
+        except TypeError:
+            bound = typevar.__bound__
+            current = self.concrete_typevars.get(typevar)
+            common = next(
+                (
+                    base
+                    for base in v.__mro__
+                    if current is not None
+                    and issubclass(current, base)
+                    and bound is not None
+                    and issubclass(base, bound)
+                ),
+                None,
+            )
+            if common is None:
+                raise
+            self.concrete_typevars[typevar] = common
+
+    check_or_widen.widens = True
+    check_or_widen.__wrapped__ = check
+    ConfigInformation.check_typevar = check_or_widen
 
 
 #: Function of experimaestro's command line that holds the raw configuration

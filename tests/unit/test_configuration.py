@@ -87,15 +87,14 @@ def test_every_recipe_loads(recipe):
 
 
 def readme_engine_snippets():
-    """The YAML snippets of README.md's "Retrieval engines" section"""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("\n## Retrieval engines\n", 1)[1].split("\n## ", 1)[0]
-    blocks = section.split("```yaml\n")[1:]
+    """The YAML snippets of the documentation's "Choosing an engine" page"""
+    text = (ROOT / "docs" / "choosing-an-engine.md").read_text(encoding="utf-8")
+    blocks = text.split("```yaml\n")[1:]
     return [textwrap.dedent(block.split("```", 1)[0]) for block in blocks]
 
 
 def test_documented_engine_presets_load(tmp_path):
-    """Every engine setting that the README documents (the default, PISA,
+    """Every engine setting that the documentation shows (the default, PISA,
     BMP, Seismic's "recall 0.95" and "recall 0.99" presets) loads through
     the recipe loader on top of debug.yaml, with the values it shows"""
     import yaml

@@ -62,7 +62,10 @@ def test_distilsplade_max(graphs):
         0.4,
         50_000,
     )
-    assert optimization(task) == {(2e-5, 6000, 0.0), (2e-5, 6000, 0.01)}
+    # naver/splade's AdamW: one group, every parameter decayed, eps 1e-6
+    assert optimization(task) == {(2e-5, 6000, 0.01)}
+    assert {o.optimizer.eps for o in task.optimizers} == {1e-6}
+    assert flops.document_flops == "pairs_mean"
     assert task.max_epochs * task.steps_per_epoch == 153_600
     samples = trainer.sampler.sampler.samples
     assert isinstance(samples, PairwiseDistillationSamples)
@@ -300,7 +303,10 @@ def test_splade_pp_ensemble_distil(graphs):
     )
     assert not flops.query_l1
     assert trainer.batch_size == 128
-    assert optimization(task) == {(2e-5, 6000, 0.0), (2e-5, 6000, 0.01)}
+    # naver/splade's AdamW: one group, every parameter decayed, eps 1e-6
+    assert optimization(task) == {(2e-5, 6000, 0.01)}
+    assert {o.optimizer.eps for o in task.optimizers} == {1e-6}
+    assert flops.document_flops == "pairs_mean"
     assert task.max_epochs * task.steps_per_epoch == 153_600
 
 

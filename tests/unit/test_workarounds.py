@@ -320,3 +320,62 @@ def test_upstream_learner_reports_an_epoch_when_asked_for_the_next():
     assert source.index("yield self.context.state\n") < source.index("metrics.report(")
     execute = inspect.getsource(Learner.execute)
     assert "self.context.epoch >= self.max_epochs" in execute and "break" in execute
+
+
+# --- widen_type_variables: sibling configurations under one type variable
+
+from typing import Generic, TypeVar  # noqa: E402
+
+from experimaestro import Config, Param  # noqa: E402
+from experimaestro.core.objects.config import ConfigInformation  # noqa: E402
+
+from splade.workarounds.experimaestro import widen_type_variables  # noqa: E402
+
+
+class Source(Config):
+    """What a generic holder holds (as xpmir's HFConfig)"""
+
+
+class HubSource(Source):
+    """A sibling (as HFConfigID)"""
+
+
+class TaskSource(Source):
+    """Another sibling (as MNTPModel)"""
+
+
+SourceT = TypeVar("SourceT", bound=Source)
+
+
+class Holder(Config, Generic[SourceT]):
+    """A generic configuration (as xpmir's HFModel[ConfigT])"""
+
+    source: Param[SourceT]
+
+
+class Pair(Config):
+    first: Param[Holder]
+    second: Param[Holder]
+
+
+def pair():
+    return Pair.C(
+        first=Holder.C(source=HubSource.C()), second=Holder.C(source=TaskSource.C())
+    )
+
+
+def test_upstream_refuses_sibling_classes_under_one_type_variable(monkeypatch):
+    check = ConfigInformation.check_typevar
+    monkeypatch.setattr(
+        ConfigInformation, "check_typevar", getattr(check, "__wrapped__", check)
+    )
+    with pytest.raises(TypeError, match="already set to"):
+        pair()
+
+
+def test_sibling_classes_are_bound_to_their_common_base():
+    widen_type_variables()
+    config = pair()
+    bound = config.__xpm__.concrete_typevars[SourceT]
+    assert bound is Source.XPMConfig
+    assert (config.first.source, config.second.source) != (None, None)

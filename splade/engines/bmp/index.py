@@ -168,8 +168,6 @@ def write_index(
 
     path = Path(path)
     num_docs, num_terms = index.num_docs, index.num_terms
-    if num_terms + len(SENTINEL_WEIGHTS) > 2**16:
-        raise ValueError("BMP's forward index stores term numbers on 16 bits")
     if not len(SENTINEL_WEIGHTS) <= block_size <= 256:
         raise ValueError("BMP blocks hold 8 (the sentinel block) to 256 documents")
     sums, counts = document_stats(index)
@@ -193,16 +191,31 @@ def write_index(
         docids = position[docids]
     terms = np.repeat(np.arange(num_terms, dtype=np.uint32), np.diff(offsets))[kept]
     starts = np.concatenate([[0], np.cumsum(np.bincount(terms, minlength=num_terms))])
+    # BMP numbers the terms in the order they are added, and its forward
+    # index stores these numbers on 16 bits: only the terms that have
+    # postings are added (named by their id), numbered 0, 1, ... (LLM
+    # vocabularies have up to 151,936 entries, and far fewer are used)
+    used = np.flatnonzero(np.diff(starts) > 0)
+    if len(used) + len(SENTINEL_WEIGHTS) > 2**16:
+        raise ValueError(
+            f"BMP's forward index stores term numbers on 16 bits: {len(used)}"
+            f" terms have postings, at most {2**16 - len(SENTINEL_WEIGHTS)}"
+        )
+    numbers = np.zeros(num_terms, np.uint32)
+    numbers[used] = np.arange(len(used), dtype=np.uint32)
 
     # documents padded to whole blocks, then the sentinel block
     sentinel_block = math.ceil(num_docs / block_size)
     first_sentinel = sentinel_block * block_size
+    # (their names and kth rows follow the vocabulary; their numbers, the
+    # used terms)
     sentinel_terms = list(range(num_terms, num_terms + len(SENTINEL_WEIGHTS)))
+    sentinel_numbers = list(range(len(used), len(used) + len(SENTINEL_WEIGHTS)))
 
     indexer = bmp.InvertedIndexer(str(path), block_size, compress_range)
     by_doc = np.argsort(docids, kind="stable")
     doc_starts = np.searchsorted(docids[by_doc], np.arange(num_docs + 1))
-    by_doc_terms, by_doc_impacts = terms[by_doc], impacts[by_doc]
+    by_doc_terms, by_doc_impacts = numbers[terms[by_doc]], impacts[by_doc]
     for doc in range(first_sentinel):
         if doc < num_docs:
             a, b = doc_starts[doc], doc_starts[doc + 1]
@@ -225,7 +238,7 @@ def write_index(
         raise ValueError(f"scale {scale}: {overflow} documents can overflow")
     # one sentinel term per document of the sentinel block
     for number, (term, weight) in enumerate(
-        zip(sentinel_terms, SENTINEL_WEIGHTS, strict=True)
+        zip(sentinel_numbers, SENTINEL_WEIGHTS, strict=True)
     ):
         indexer.add_document(f"sentinel{number}", [(term, weight)])
     kth = np.zeros((num_terms + len(SENTINEL_WEIGHTS), 3), np.uint32)
@@ -233,7 +246,7 @@ def write_index(
         by_term = np.lexsort((docids, terms))
         terms = terms[by_term]
         docids, impacts = docids[by_term], impacts[by_term]
-    for term in range(num_terms):
+    for term in used.tolist():
         a, b = starts[term], starts[term + 1]
         postings = list(zip(docids[a:b].tolist(), impacts[a:b].tolist(), strict=True))
         indexer.add_term(str(term), postings)
@@ -258,6 +271,7 @@ def write_index(
         "max_stored_sum": int(stored.max(initial=0)),
         "overflowing_documents": overflow,
         "max_weight": max_weight,
+        "used_terms": int(len(used)),
     }
     (path.parent / f"{path.name}.json").write_text(json.dumps(meta, indent=2) + "\n")
     np.save(path.parent / f"{path.name}.kth.npy", kth)

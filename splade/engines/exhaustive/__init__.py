@@ -17,7 +17,9 @@ Modules:
   converted to this format);
 - :mod:`.kernels` (numba) and :mod:`.search`: :class:`Searcher`;
 - :mod:`.tasks`: the experimaestro tasks (index builder, index, retriever);
-- :mod:`.shards`: sharded encoding (``indexation.shards``) and merging.
+- :mod:`.shards`: sharded encoding (``indexation.shards``) and merging;
+- :mod:`.documents`: :func:`document_blocks`, the index document by
+  document (for the exports and the engines that load documents).
 
 Only numpy and numba are needed to build and search (scipy and impact-index
 are imported by the converters that need them).
@@ -33,6 +35,7 @@ from xpmir.index.sparse import SparseRetrieverIndex
 
 from splade.engines.base import Engine
 from splade.engines.exhaustive.build import IndexBuilder, build_index, from_csr
+from splade.engines.exhaustive.documents import document_blocks
 from splade.engines.exhaustive.format import FORMAT, VERSION, SparseIndex, read_meta
 from splade.engines.exhaustive.impact_format import from_impact_index
 from splade.engines.exhaustive.search import Searcher
@@ -56,6 +59,7 @@ __all__ = [
     "Searcher",
     "SparseIndex",
     "build_index",
+    "document_blocks",
     "from_csr",
     "from_impact_index",
     "merge",
