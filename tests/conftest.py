@@ -108,7 +108,7 @@ def pytest_make_collect_report(collector):
 #: The longest work units (pytest-xdist groups), handed out first by
 #: ``--dist loadgroup`` (in the order of the tests), so that the other
 #: worker takes the many shorter ones meanwhile
-LONGEST_FIRST = ["msmarco", "ddp", "debug-workspace", "reliability"]
+LONGEST_FIRST = ["debug-workspace", "msmarco", "ddp", "reliability"]
 
 
 def pytest_configure(config):
@@ -142,7 +142,9 @@ def pytest_collection_modifyitems(config, items):
     # pytest-xdist 3.8.0 marks a test's group in its node id, which pytest
     # 9.2 ignores (pytest-xdist#1386): the groups would be split between the
     # workers, each making the runs and fixtures of its share again
-    if os.environ.get("PYTEST_XDIST_WORKER") and config.getvalue("loadgroup"):
+    if os.environ.get("PYTEST_XDIST_WORKER") and getattr(
+        config.option, "loadgroup", False
+    ):
         if items and not items[0].nodeid.endswith(f"@{_group(items[0])}"):
             raise pytest.UsageError(
                 "pytest-xdist did not group the tests (--dist loadgroup):"

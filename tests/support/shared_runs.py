@@ -226,6 +226,17 @@ def debug_beir_run(debug_workspace, debug_run) -> Path:
 
 
 @pytest.fixture(scope="session")
+def debug_v3_runs(debug_workspace, debug_pp_run) -> Dict[str, Path]:
+    """``splade/debug_v3.yaml`` then ``splade/debug_v3_idf.yaml`` after the
+    debug_pp run (their first stage is its SelfDistil chain, reused);
+    returns the log of each"""
+    return {
+        recipe: debug_workspace.experiment(recipe, ROOT / f"splade/{recipe}.yaml")
+        for recipe in ("debug_v3", "debug_v3_idf")
+    }
+
+
+@pytest.fixture(scope="session")
 def zero_shot_runs(debug_workspace, debug_run) -> Dict[int, str]:
     """The debug recipe without training (the embedded model), indexed by
     one task, then by 2 shards (``indexation.shards``); returns the
@@ -249,6 +260,63 @@ def saved_results(log: Path) -> Optional[Path]:
     marker = "Saved results in "
     assert marker in text, f"no results in {log}"
     return Path(text.split(marker)[1].split()[0])
+
+
+# --- The miniature MS MARCO (tests/support/staging.py), staged once for the
+# MS MARCO recipes (tests/pipeline/test_msmarco_recipes.py) and the SPLADE-v3
+# ones (tests/pipeline/test_v3_msmarco.py): one workspace, whose BM25
+# indices, validation collection and BM25 evaluations run once for both
+
+#: pytest-xdist group of the tests that use the MS MARCO workspace
+MSMARCO_GROUP = "msmarco"
+
+
+@dataclass
+class MSMarcoWorkspace(Workspace):
+    #: the models made for the collection (mlm, cross_encoder, teacher_a,
+    #: teacher_b) and the number of id triples (triples)
+    values: Dict[str, object]
+
+
+def make_msmarco_models(texts, folder: Path) -> Dict[str, Path]:
+    """A small masked language model of the collection's words, and two
+    cross-encoders of its shape (random weights, seeds 1 and 2: they score,
+    badly)"""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from splade.tiny_model import make_tiny_mlm
+
+    mlm = folder / "mlm"
+    make_tiny_mlm(texts, mlm)
+    models = {"mlm": mlm}
+    for name, seed in (("teacher_a", 1), ("teacher_b", 2)):
+        torch.manual_seed(seed)
+        teacher = folder / f"cross-encoder-{seed}"
+        config = BertConfig.from_pretrained(mlm, num_labels=1)
+        BertForSequenceClassification(config).save_pretrained(teacher)
+        AutoTokenizer.from_pretrained(mlm).save_pretrained(teacher)
+        models[name] = teacher
+    # the cross-encoder of the SPLADE++ recipes (mining.teacher)
+    models["cross_encoder"] = models["teacher_a"]
+    return models
+
+
+@pytest.fixture(scope="session")
+def msmarco_workspace(tmp_path_factory) -> MSMarcoWorkspace:
+    from staging import stage_minilm_scores, stage_msmarco
+
+    home = tmp_path_factory.mktemp("msmarco")
+    env = user_environment(home)
+    assert run([sys.executable, "-m", "splade.workspace"], env, home / "ws.log") == 0
+    data = stage_msmarco(home / "datamaestro")
+    stage_minilm_scores(home / "datamaestro", data["ce_scores"])
+    texts = list(data["documents"]) + [
+        text for queries in data["queries"].values() for text in queries.values()
+    ]
+    values = dict(make_msmarco_models(texts, home / "models"))
+    values["triples"] = len(data["triples"])
+    return MSMarcoWorkspace(home, env, values)
 
 
 # --- The debug recipe through the Slurm launcher (launchers/slurm), with
