@@ -114,15 +114,17 @@ def unknown_keys(data: Dict[str, Any], cls=SPLADEConfiguration, prefix="") -> Li
 
 
 def yaml_chain(yaml_file: Path) -> List[Path]:
-    """A YAML file and the files it inherits from (parent / imports)"""
+    """A YAML file and the files it imports (``imports:``, or the deprecated
+    ``parent:`` that experimaestro 2.7 still reads), in the order
+    experimaestro merges them (the file itself last)"""
     if not yaml_file.exists() and yaml_file.suffix != ".yaml":
         yaml_file = yaml_file.with_suffix(".yaml")
     data = yaml.safe_load(yaml_file.read_text()) or {}
     parents = data.get("imports") or ([data["parent"]] if data.get("parent") else [])
-    chain = [yaml_file]
+    chain = []
     for parent in parents:
-        chain = yaml_chain(yaml_file.parent / parent) + chain
-    return chain
+        chain += yaml_chain(yaml_file.parent / parent)
+    return chain + [yaml_file]
 
 
 def where(key: str, yaml_files: List[Path], overrides: List[str]) -> str:

@@ -26,6 +26,7 @@ from attrs import Factory
 from experimaestro.experiments import ConfigurationBase, configuration
 from pydantic import BeforeValidator
 from xpm_torch.experiments.configuration import TransformerOptimization
+from xpm_torch.optim import ParameterOptimizer, RegexParameterFilter
 
 from splade.engines import ENGINES
 from splade.engines import sections as engine_sections
@@ -777,7 +778,25 @@ class Optimization(TransformerOptimization):
         one group, every parameter decayed, eps 1e-6)"""
         if OptimizerVariant(self.variant) == OptimizerVariant.NAVER:
             naver = attr.evolve(self, eps=1e-6, re_no_l2_regularization=[])
-            return TransformerOptimization.optimizer.func(naver)
+            (one,) = TransformerOptimization.optimizer.func(naver)
+            # xpm_torch 0.3.1's Learner cannot train with a single optimizer:
+            # it calls list(fabric.setup_optimizers(*optimizers))
+            # (xpm_torch/learner.py:341), and Fabric returns the optimizer
+            # itself, not a tuple, for one ("'FabricAdamW' object is not
+            # iterable"). The same AdamW twice, over the biases and LayerNorm
+            # weights and over the other parameters: AdamW's update is per
+            # parameter, the schedule is the same, so that it is one group's
+            # (tests/unit/test_v3_losses.py checks the updates)
+            return [
+                ParameterOptimizer.C(
+                    scheduler=one.scheduler,
+                    optimizer=TransformerOptimization.get_optimizer(naver, True),
+                    filter=RegexParameterFilter.C(
+                        includes=[r"\.bias$", r"\.LayerNorm\."]
+                    ),
+                ),
+                one,
+            ]
         return TransformerOptimization.optimizer.func(self)
 
 

@@ -48,6 +48,8 @@ from splade.training import trainer
 from splade.workarounds import check_private_hooks
 from splade.workarounds.experimaestro import (
     keep_done_markers,
+    keep_job_directories,
+    quiet_ignored_generated_values,
     raise_if_failed,
     widen_type_variables,
 )
@@ -64,6 +66,8 @@ def run(helper: IRExperimentHelper, cfg: SPLADEConfiguration) -> PaperResults:
     """SPLADE: sparse lexical and expansion model for first-stage retrieval"""
     check_private_hooks()
     keep_done_markers()
+    keep_job_directories()
+    quiet_ignored_generated_values()
     widen_type_variables()
     report_without_traceback(ConfigurationError)
     # One configuration per variant of the sweep (grid_search), if any

@@ -1,11 +1,18 @@
-"""Shared fixtures; every test runs offline"""
+"""Shared fixtures; every test runs offline
+
+The tests are laid out by kind: ``unit/`` (quick), ``pipeline/`` (end-to-end
+runs in subprocesses, marked ``slow``) and ``support/`` (staging, probes,
+fake Slurm: importable from every test, as ``import staging``)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "support"))
 
 # Datasets made by the package (splade.debug.*) go to a temporary
 # datamaestro folder, not the user's (set before datamaestro is imported)
@@ -18,7 +25,12 @@ from experimaestro.utils.config import deep_merge, from_dotlist, validate_attrs
 
 from splade.debug_data import DebugCollectionSpec, generate
 
+#: pytester: tests of the conftest hooks (tests/unit/test_warnings.py);
+#: shared_runs: the end-to-end runs that several pipeline tests share
+pytest_plugins = ["pytester", "shared_runs"]
+
 ROOT = Path(__file__).parents[1]
+SUPPORT = ROOT / "tests" / "support"
 SHARED = ROOT.parent / "shared"
 SPLADE_TINY = SHARED / "models" / "splade-bert-tiny"
 SCIFACT = SHARED / "data" / "scifact"
@@ -51,6 +63,93 @@ def load(yaml_file: Path, *overrides: str):
         deep_merge(merged, data)
     deep_merge(merged, from_dotlist(list(overrides)))
     return validate_attrs(SPLADEConfiguration, merged)
+
+
+#: Where CI is set (``CI=1``, as .ci/run and CI services do), a skip is a
+#: failure unless its reason names missing hardware or the ../shared folder:
+#: a missing dependency (an offered engine's, a test's) or tool fails the run
+CI_SKIPS = re.compile(r"\b(GPU|CUDA|cuda)\b|\.\./shared|\bshared/(data|models)")
+
+
+def _ci_refuses(reason: str) -> bool:
+    return bool(os.environ.get("CI")) and not CI_SKIPS.search(reason)
+
+
+def _ci_failure(reason: str) -> str:
+    return (
+        f"CI is set: skipped for {reason!r}, which is not missing hardware"
+        " (a dependency of the package or of its tests is missing?"
+        ' install them with pip install -e ".[test]")'
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = report.longrepr[2].removeprefix("Skipped: ")
+        if _ci_refuses(reason):
+            report.outcome = "failed"
+            report.longrepr = _ci_failure(reason)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = report.longrepr[2].removeprefix("Skipped: ")
+        if _ci_refuses(reason):
+            report.outcome = "failed"
+            report.longrepr = _ci_failure(reason)
+
+
+#: The longest work units (pytest-xdist groups), handed out first by
+#: ``--dist loadgroup`` (in the order of the tests), so that the other
+#: worker takes the many shorter ones meanwhile
+LONGEST_FIRST = ["debug-workspace", "msmarco", "ddp", "reliability"]
+
+
+def pytest_configure(config):
+    # pytest-xdist hands the groups out in the order of the tests (not by
+    # their number of tests): the longest first
+    if getattr(config.option, "dist", None) == "loadgroup":
+        config.option.loadscopereorder = False
+
+
+def _group(item) -> str:
+    for mark in item.iter_markers("xdist_group"):
+        return mark.args[0] if mark.args else mark.kwargs.get("name", "default")
+    return ""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collection_modifyitems(config, items):
+    """Every test of tests/pipeline/ is slow (left out by -m "not slow"); a
+    test without an xdist group is in its module's, so that with
+    pytest-xdist a module's fixtures are made once; the longest groups come
+    first"""
+    pipeline = Path(__file__).parent / "pipeline"
+    for item in items:
+        if pipeline in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.slow)
+        if not _group(item):
+            item.add_marker(pytest.mark.xdist_group(Path(item.fspath).stem))
+    order = {name: rank for rank, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: order.get(_group(item), len(order)))
+    yield
+    # pytest-xdist 3.8.0 marks a test's group in its node id, which pytest
+    # 9.2 ignores (pytest-xdist#1386): the groups would be split between the
+    # workers, each making the runs and fixtures of its share again
+    if os.environ.get("PYTEST_XDIST_WORKER") and getattr(
+        config.option, "loadgroup", False
+    ):
+        if items and not items[0].nodeid.endswith(f"@{_group(items[0])}"):
+            raise pytest.UsageError(
+                "pytest-xdist did not group the tests (--dist loadgroup):"
+                " pytest>=9.2 with pytest-xdist 3.8.0? pip install 'pytest<9.2'"
+            )
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -110,9 +209,7 @@ def user_environment(home: Path) -> dict:
     the guard is installed are listed in ``$HOME/guarded.log``)"""
     site = home / "site"
     site.mkdir(exist_ok=True)
-    shutil.copyfile(
-        Path(__file__).parent / "network_guard.py", site / "network_guard.py"
-    )
+    shutil.copyfile(SUPPORT / "network_guard.py", site / "network_guard.py")
     (site / "sitecustomize.py").write_text(
         "import network_guard\nnetwork_guard.install()\n"
     )

@@ -23,7 +23,7 @@ of ``splade/local_finetune.yaml`` (32 documents of 256 tokens with BERT-tiny)
 1.5x faster on a CPU (9.5 s -> 6.3 s forward and backward, one thread,
 ``bench/gpu_check.py --device cpu``). Results equal ``SpladeTextEncoder``'s
 up to the rounding of matrix products of different shapes
-(``tests/test_encoders.py``); other aggregations use ``SpladeTextEncoder``
+(``tests/unit/test_encoders.py``); other aggregations use ``SpladeTextEncoder``
 itself.
 
 In training, the logits of every chunk would be kept by autograd for the

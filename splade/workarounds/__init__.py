@@ -4,9 +4,9 @@ library: :mod:`.xpmir`, :mod:`.xpm_torch`, :mod:`.experimaestro`,
 
 Each one names the library version, the failing call and its upstream
 location, and has a test that asserts the upstream behaviour
-(``tests/test_workarounds.py``, ``tests/test_engines.py``,
-``tests/test_reliability.py``): when upstream fixes it, the test fails and
-the work-around can go.
+(``tests/unit/test_workarounds.py``, ``tests/unit/test_engines.py``,
+``tests/pipeline/test_reliability.py``...): when upstream fixes it, the test
+fails and the work-around can go.
 
 Some of them, and the package's faster SPLADE encoder
 (:mod:`splade.encoders`), rely on private attributes of the libraries.
@@ -33,6 +33,8 @@ def missing_private_hooks() -> List[str]:
     from datamaestro_ir.data.distillation import PairwiseDistillationSamplesTSV
     from experimaestro.core.objects.config import ConfigInformation
     from experimaestro.scheduler.base import Scheduler
+    from experimaestro.scheduler.interfaces import BaseJob
+    from experimaestro.scheduler.jobs import Job
     from xpm_torch.configuration import FabricConfigurationBase
     from xpm_torch.learner import UpdateModelHook
     from xpm_torch.trainers.context import TrainerContext
@@ -42,6 +44,8 @@ def missing_private_hooks() -> List[str]:
     hooks = [
         # keep_done_markers (.experimaestro)
         (Scheduler, "_cleanup_job_marker_files", "experimaestro 2.7"),
+        # keep_job_directories (.experimaestro)
+        (Job, "load_from_disk", "experimaestro 2.7"),
         # widen_type_variables (.experimaestro)
         (ConfigInformation, "check_typevar", "experimaestro 2.7"),
         # documents_int (.datamaestro_ir)
@@ -67,6 +71,11 @@ def missing_private_hooks() -> List[str]:
         missing.append(
             "xpmir PyTorchAggregationModule.transform/decoder (as in xpmir 1.5.0)"
         )
+    # keep_job_directories (.experimaestro): the flag and the count it sets
+    if not _assigns(Job.__init__, "resumable"):
+        missing.append("experimaestro Job.resumable (as in experimaestro 2.7)")
+    if "self.retry_count =" not in inspect.getsource(BaseJob._load_from_status_dict):
+        missing.append("experimaestro Job.retry_count (as in experimaestro 2.7)")
     # SynchronisedValidationListener (.xpm_torch): the hook's target
     if not _assigns(UpdateModelHook.__init__, "target_obj"):
         missing.append("xpm_torch UpdateModelHook.target_obj (as in xpm_torch 0.3.1)")

@@ -1,6 +1,6 @@
 """Work-arounds for datamaestro-ir 0.5.0
 
-Tests of the upstream behaviour: ``tests/test_workarounds.py``.
+Tests of the upstream behaviour: ``tests/unit/test_workarounds.py``.
 """
 
 from typing import List

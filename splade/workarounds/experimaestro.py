@@ -8,10 +8,18 @@
 - :func:`command_line`: ``experimaestro run-experiment`` ignores the keys of
   the YAML files and ``-c`` options that are not configuration fields (a typo
   such as ``lamda_d`` leaves the default value in place without a word); the
-  raw configuration is read from the command's frame to find them.
+  raw configuration is read from the command's frame to find them;
+- :func:`keep_job_directories`: the folder of a job that starts again (a
+  killed learner's checkpoints) is to be removed by a future experimaestro
+  unless the task is a ``ResumableTask``, which a later run never starts again
+  once it failed 3 times;
+- :func:`quiet_ignored_generated_values`: a field declared
+  ``ignore_generated=True`` logs ``WARN root: Ignoring <field>`` each time it
+  does what it declares (xpm_torch's validation listener, ``listener``).
 
-Tests of the upstream behaviour: ``tests/test_workarounds.py`` and
-``tests/test_reliability.py``.
+Tests of the upstream behaviour: ``tests/unit/test_workarounds.py``,
+``tests/pipeline/test_experiment_failures.py`` and
+``tests/pipeline/test_reliability.py``.
 """
 
 import inspect
@@ -21,6 +29,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from experimaestro.scheduler.base import Scheduler
+from experimaestro.scheduler.jobs import Job
 
 logger = logging.getLogger(__name__)
 
@@ -156,3 +165,78 @@ def raise_if_failed(xp):
     if xp.failed:
         logs = "; ".join(str(job.stderr) for job in xp.failedJobs.values())
         raise FailedExperiment(f"{len(xp.failedJobs)} job(s) failed (logs: {logs})")
+
+
+def keep_job_directories():
+    """Makes experimaestro treat every job of this process as resumable: its
+    folder is kept when it starts again, and a new run of the command starts
+    a job that failed again, as for any task
+
+    experimaestro 2.7 warns, when a job starts and its folder exists, "In a
+    future version, directory will be cleaned up for non-resumable tasks
+    (...)" (``Scheduler.aio_start``, scheduler/base.py:1441-1455), unless its
+    task is a ``ResumableTask`` (``Job.resumable``, scheduler/jobs.py:196).
+    The folder exists before the first start too (experimaestro makes it when
+    the job is submitted), so that every run warns, once per task type: the
+    package's tasks, xpmir's (BM25 index, evaluation) and xpm_torch's
+    learner, which resumes from the checkpoints in its folder after a kill.
+    The clean-up would make a killed training start again from scratch, and
+    remove what a killed index build or evaluation left to look at.
+
+    A ``ResumableTask`` has a retry count, kept in its ``status.json``
+    (``Job.retry_count``, scheduler/interfaces.py:1263) and increased by each
+    failure (scheduler/base.py:1613): once it reaches ``max_retries`` (3), no
+    later run starts the job again (scheduler/base.py:1108-1119, "not
+    restarting", at the INFO level; the run then ends with the failed job).
+    The count is reset when a run first loads the job from its folder, so that
+    running the command again starts the failed job again (as for the tasks
+    that are not resumable); within a run, ``max_retries`` still bounds the
+    restarts after a time-out (scheduler/base.py:1620-1638).
+    """
+    load_from_disk = Job.load_from_disk
+    if getattr(load_from_disk, "keeps_job_directories", False):
+        return
+
+    def load_as_resumable(self):
+        load_from_disk(self)
+        # status.json has the flag of the run that wrote it
+        self.resumable = True
+        if not getattr(self, "_splade_loaded", False):
+            self._splade_loaded = True
+            self.retry_count = 0
+
+    load_as_resumable.keeps_job_directories = True
+    Job.load_from_disk = load_as_resumable
+
+
+class IgnoredGeneratedValues(logging.Filter):
+    """Drops experimaestro's "Ignoring <field>" warning (see
+    :func:`quiet_ignored_generated_values`)"""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.msg == "Ignoring %s"
+            and Path(record.pathname).parts[-4:]
+            == ("experimaestro", "core", "objects", "config.py")
+        )
+
+
+def quiet_ignored_generated_values():
+    """Silences the warning that experimaestro 2.7 logs when a field declared
+    ``field(ignore_generated=True)`` holds a configuration with generated
+    values (``ConfigInformation.seal``, core/objects/config.py:652-658 and
+    682-688: ``logging.warning("Ignoring %s", k)`` on the root logger, in the
+    branch where the field *is* declared so, i.e. each time the declaration
+    does what it says)
+
+    Every run printed ``WARN root: Ignoring listener``: the best checkpoint of
+    the validation (``ValidationListener.init_task``, xpmir/letor/
+    validation.py:123-137) is loaded with ``ValidationSettings(listener=...)``
+    (xpmir/letor/validation.py:34), whose ``listener`` is declared so: the
+    listener's ``bestpath`` and ``info`` are paths generated in the learner's
+    folder, which must not change the identifier of the checkpoint. Only this
+    message, from that module, is dropped.
+    """
+    root = logging.getLogger()
+    if not any(isinstance(f, IgnoredGeneratedValues) for f in root.filters):
+        root.addFilter(IgnoredGeneratedValues())

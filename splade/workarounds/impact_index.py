@@ -1,10 +1,10 @@
 """Work-arounds for impact-index 1.7.1 (the sparse indices of xpmir)
 
-Tests of the upstream behaviour: ``tests/test_engines.py``.
+Tests of the upstream behaviour: ``tests/unit/test_engines.py``.
 
 The ``bmp`` engine no longer uses these classes: impact-index's BMP
 conversion lets scores overflow BMP's 16-bit counter, and its searcher
-shares the faults of the ``bmp`` package's (``tests/test_bmp.py``); see
+shares the faults of the ``bmp`` package's (``tests/unit/test_bmp.py``); see
 :mod:`splade.engines.bmp.index` and :class:`splade.engines.bmp.SafeBMPConverter`.
 They are kept so that experiments that used them can be read again.
 """
@@ -21,7 +21,7 @@ class BMPIndex(BMPSparseRetrieverIndex):
     """xpmir's BMP index, asking the searcher for k + 1 documents:
     impact-index 1.7.1's ``BmpSearcher.search`` returns k - 1 documents for a
     few % of queries, whatever the number of matching documents
-    (``tests/test_engines.py::test_bmp_short_result_lists``)"""
+    (``tests/unit/test_engines.py::test_bmp_short_result_lists``)"""
 
     # The identifier of the class when it was in splade/engines.py
     __xpmid__ = "splade.engines.bmpindex"

@@ -5,7 +5,7 @@ Lightning's ``ddp`` strategy, on one machine, starts the processes of ranks
 lightning/fabric/strategies/launchers/subprocess_script.py:101-136) and
 watches them from rank 0 (``_ChildProcessObserver``, l.192-234: when a child
 dies, it kills the others and rank 0). Nothing watches rank 0 from the
-children. Test: ``tests/test_ddp.py``.
+children. Test: ``tests/pipeline/test_ddp_processes.py``.
 """
 
 import ctypes

@@ -4,13 +4,14 @@ xpm_torch resumes a killed ``Learner`` from its last checkpoint
 (``TrainerContext.load_bestcheckpoint``, xpm_torch/trainers/context.py:323),
 and experimaestro 2.7 keeps the job folder of a task that is not a
 ``ResumableTask`` (it only warns, experimaestro/scheduler/base.py:1441). Tests:
-``tests/test_reliability.py``.
+``tests/unit/test_checkpoints.py``, ``tests/pipeline/test_reliability.py``.
 
 With several training processes (``learner.devices``, ``learner.num_nodes``),
 xpm_torch's ``Learner`` launches Fabric without a function, does not share
 rank 0's early-stopping decision, and checkpoints rank 0's data loader only:
 :func:`check_launches_without_function`, :func:`broadcast_decision`,
-:class:`InterleavedShards`. Tests: ``tests/test_ddp.py``.
+:class:`InterleavedShards`. Tests: ``tests/unit/test_ddp.py``,
+``tests/pipeline/test_ddp_processes.py``.
 """
 
 from abc import abstractmethod

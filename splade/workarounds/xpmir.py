@@ -2,7 +2,7 @@
 
 Each class keeps the task identifier it had when it was defined in
 ``splade/workarounds.py`` (``__xpmid__``), so that finished tasks are reused.
-Tests of the upstream behaviour: ``tests/test_workarounds.py``.
+Tests of the upstream behaviour: ``tests/unit/test_workarounds.py``.
 """
 
 import itertools

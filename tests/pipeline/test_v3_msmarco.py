@@ -1,19 +1,18 @@
-"""splade_v3.yaml and splade_v3_idf.yaml end to end on the miniature MS
-MARCO of tests/staging.py (slow), with size overrides only: a small masked
-language model made here stands for SPLADE++ SelfDistil (the first stage and
-the initial model) and for CoCondenser, two small cross-encoders for the
-teacher ensemble. The two recipes share one workspace: the inference-free
-recipe reuses the first stage's index, the pool and every teacher's scores,
-and computes its IDF table on the passages"""
-
-import sys
+"""splade_v3.yaml and splade_v3_idf.yaml end to end on the miniature MS MARCO
+of tests/support/staging.py (slow), staged once with the other MS MARCO
+recipes' (tests/support/shared_runs.py), with size overrides only: a small
+masked language model made here stands for SPLADE++ SelfDistil (the first
+stage and the initial model) and for CoCondenser, two small cross-encoders
+for the teacher ensemble. The two recipes share one workspace: the
+inference-free recipe reuses the first stage's index, the pool and every
+teacher's scores, and computes its IDF table on the passages"""
 
 import pandas as pd
 import pytest
-from conftest import failure_report, run, user_environment
-from staging import stage_msmarco
+from conftest import failure_report, run
+from shared_runs import MSMARCO_GROUP, experiment_jobs
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(MSMARCO_GROUP)]
 
 #: Size overrides (the recipes' values otherwise)
 SIZES = [
@@ -47,46 +46,17 @@ SIZES = [
 RECIPES = ["splade_v3", "splade_v3_idf"]
 
 
-def make_models(texts, folder):
-    """A small masked language model of the collection's words, and two
-    cross-encoders of its shape (random weights: they score, badly)"""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from splade.tiny_model import make_tiny_mlm
-
-    mlm = folder / "mlm"
-    make_tiny_mlm(texts, mlm)
-    teachers = []
-    for seed in (1, 2):
-        torch.manual_seed(seed)
-        teacher = folder / f"cross-encoder-{seed}"
-        config = BertConfig.from_pretrained(mlm, num_labels=1)
-        BertForSequenceClassification(config).save_pretrained(teacher)
-        AutoTokenizer.from_pretrained(mlm).save_pretrained(teacher)
-        teachers.append(teacher)
-    return mlm, teachers
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    env = user_environment(home)
-    assert run([sys.executable, "-m", "splade.workspace"], env, home / "ws.log") == 0
-    data = stage_msmarco(home / "datamaestro")
-    texts = list(data["documents"]) + [
-        text for queries in data["queries"].values() for text in queries.values()
-    ]
-    mlm, (teacher_a, teacher_b) = make_models(texts, home / "models")
-    values = dict(mlm=mlm, teacher_a=teacher_a, teacher_b=teacher_b)
+def runs(msmarco_workspace):
+    ws = msmarco_workspace
     outcomes = {}
     for recipe in RECIPES:
         command = ["experimaestro", "run-experiment", f"splade/{recipe}.yaml"]
         for option in SIZES:
-            command += ["-c", option.format(**values)]
-        log = home / f"{recipe}.log"
-        outcomes[recipe] = run(command, env, log, timeout=1800), log
-    return home, outcomes
+            command += ["-c", option.format(**ws.values)]
+        log = ws.home / f"{recipe}.log"
+        outcomes[recipe] = run(command, ws.env, log, timeout=1800), log
+    return ws.home, outcomes
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
@@ -108,9 +78,13 @@ def test_recipe_runs_end_to_end(runs, recipe):
 
 
 def test_the_recipes_share_the_pool_and_the_teachers(runs):
+    """Counted over the jobs of the two experiments (the workspace is shared
+    with the other MS MARCO recipes)"""
     home, _ = runs
-    jobs = home / "experiments/splade/jobs"
-    assert len(list(jobs.glob("splade.mining.minepool/*"))) == 1
-    assert len(list(jobs.glob("splade.mining.scorecandidates/*"))) == 2
-    assert len(list(jobs.glob("splade.mining.ensemblescores/*"))) == 1
-    assert len(list(jobs.glob("splade.encoders.idf.computeidf/*"))) == 1
+    jobs = set(experiment_jobs(home, "splade-v3"))
+    jobs |= set(experiment_jobs(home, "splade-v3-idf"))
+    tasks = [job.parent.name for job in jobs]
+    assert tasks.count("splade.mining.minepool") == 1
+    assert tasks.count("splade.mining.scorecandidates") == 2
+    assert tasks.count("splade.mining.ensemblescores") == 1
+    assert tasks.count("splade.encoders.idf.computeidf") == 1

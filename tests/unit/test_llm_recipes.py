@@ -144,7 +144,7 @@ def test_decoders_need_the_norm_weights_without_decay(tmp_path):
 
     recipe = tmp_path / "decay.yaml"
     recipe.write_text(
-        f"parent: {ROOT / 'splade' / 'debug_llm.yaml'}\n"
+        f"imports: [{ROOT / 'splade' / 'debug_llm.yaml'}]\n"
         "learner:\n  optimization:\n    re_no_l2_regularization: ['\\.bias$']\n"
     )
     cfg = load(recipe)
@@ -159,7 +159,7 @@ def test_decoders_need_the_norm_weights_without_decay(tmp_path):
 def test_the_remedy_adds_the_adaptation_phase(tmp_path):
     recipe = tmp_path / "remedy.yaml"
     recipe.write_text(
-        f"parent: {ROOT / 'splade' / 'debug_llm.yaml'}\n"
+        f"imports: [{ROOT / 'splade' / 'debug_llm.yaml'}]\n"
         "model:\n  mntp: null\n  dying_relu:\n    remedy: adaptation\n"
         "    adaptation_steps: 7\n"
     )

@@ -5,7 +5,7 @@ port (``impact_index.BmpSearcher``, built from the fork
 https://github.com/bpiwowar/BMP) share the search code, and read the same
 index files
 
-Upstream behaviour (``tests/test_bmp.py`` asserts each):
+Upstream behaviour (``tests/unit/test_bmp.py`` asserts each):
 
 - **Scores wrap past 65,535.** ``block_score`` (``src/index/forward_index.rs``)
   sums ``query weight * document weight`` in a ``u16`` per document (Rust's
@@ -55,7 +55,7 @@ What this module does:
   of no indexed term.
 
 With them, BMP at ``alpha = beta = 1`` returns the exact top-k of the
-quantized scores, with either searcher (``tests/test_bmp.py``).
+quantized scores, with either searcher (``tests/unit/test_bmp.py``).
 """
 
 import json

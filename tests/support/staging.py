@@ -676,7 +676,7 @@ def prepare_offline(
     folder), ``is_prepared`` and ``downloads``, the download functions it
     called (each of them is replaced by one that refuses to run). The key
     ``downloads`` lists them all, and ``network_guard`` says whether
-    tests/network_guard.py was installed in the process.
+    tests/support/network_guard.py was installed in the process.
     """
     env = dict(os.environ if env is None else env)
     env["DATAMAESTRO_DIR"] = str(datadir)
@@ -873,7 +873,7 @@ def _main(request_file: str, result_file: str):
         summary["downloads"] = _DOWNLOADS[before:]
         results[request["id"]] = summary
     results["downloads"] = _DOWNLOADS
-    # Whether tests/network_guard.py is installed (as sitecustomize)
+    # Whether tests/support/network_guard.py is installed (as sitecustomize)
     results["network_guard"] = socket.socket.connect.__name__ == "guarded_connect"
     Path(result_file).write_text(json.dumps(results))
 

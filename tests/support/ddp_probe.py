@@ -1,8 +1,8 @@
 """Probes of the collective operations the package uses, on 2 CPU processes
 (Lightning Fabric's ``ddp``, ``gloo``)
 
-    python tests/ddp_probe.py OUTDIR collectives
-    python tests/ddp_probe.py OUTDIR orphan [die-with-parent]
+    python tests/support/ddp_probe.py OUTDIR collectives
+    python tests/support/ddp_probe.py OUTDIR orphan [die-with-parent]
 
 ``collectives`` writes ``rank<r>.json`` with what each rank saw (upstream
 behaviours, and the package's fixes); ``orphan`` writes ``pids.json`` (the

@@ -116,7 +116,7 @@ def upstream(collection):
         a, b = documents.indptr[doc], documents.indptr[doc + 1]
         builder.add(doc, documents.indices[a:b].astype(np.uint64), documents.data[a:b])
     builder.build(False).to_bmp_streaming(str(folder / "upstream.bmp"), 32, False)
-    # floor(256 w / max w), at most 255 (tests/test_engines.py)
+    # floor(256 w / max w), at most 255 (tests/unit/test_engines.py)
     stored = documents.tocsc().astype(np.float64)
     step = np.float32(256) / documents.data.max()
     stored.data = np.clip((documents.tocsc().data * step).astype(np.int64), 0, 255)

@@ -7,6 +7,8 @@ import pytest
 from conftest import RECIPES, ROOT, load
 from pydantic import ValidationError
 
+from splade.checks import yaml_chain
+
 
 def test_debug_inherits_common_and_overrides_defaults():
     cfg = load(ROOT / "splade" / "debug.yaml")
@@ -24,13 +26,38 @@ def test_debug_inherits_common_and_overrides_defaults():
     assert cfg.retrieval.topk == 1000
 
 
-def test_parent_values_are_overridden(tmp_path):
+def test_imported_values_are_overridden(tmp_path):
+    (tmp_path / "_common.yaml").write_text("model:\n  lambda_q: 0.7\n  lambda_d: 0.6\n")
+    (tmp_path / "_more.yaml").write_text("model:\n  lambda_d: 0.5\n  lambda_q: 0.4\n")
+    (tmp_path / "child.yaml").write_text(
+        "id: child\nimports: [_common.yaml, _more.yaml]\nmodel:\n  lambda_d: 0.1\n"
+    )
+    cfg = load(tmp_path / "child.yaml")
+    # the file itself, then its imports, the last one first
+    assert (cfg.model.lambda_q, cfg.model.lambda_d) == (0.4, 0.1)
+
+
+def test_the_deprecated_parent_key_still_loads(tmp_path):
+    """Recipes written before 'imports' (experimaestro 2.7 reads 'parent:'
+    with a DeprecationWarning; the package's recipes use 'imports')"""
     (tmp_path / "_common.yaml").write_text("model:\n  lambda_q: 0.7\n  lambda_d: 0.6\n")
     (tmp_path / "child.yaml").write_text(
         "id: child\nparent: _common.yaml\nmodel:\n  lambda_d: 0.1\n"
     )
-    cfg = load(tmp_path / "child.yaml")
+    with pytest.warns(DeprecationWarning, match="'parent' is deprecated"):
+        cfg = load(tmp_path / "child.yaml")
     assert (cfg.model.lambda_q, cfg.model.lambda_d) == (0.7, 0.1)
+    assert yaml_chain(tmp_path / "child.yaml") == [
+        tmp_path / "_common.yaml",
+        tmp_path / "child.yaml",
+    ]
+
+
+def test_no_recipe_uses_the_deprecated_parent_key():
+    import yaml
+
+    for recipe in ROOT.joinpath("splade").glob("*.yaml"):
+        assert "parent" not in (yaml.safe_load(recipe.read_text()) or {}), recipe
 
 
 def test_command_line_overrides():
@@ -77,7 +104,7 @@ def test_documented_engine_presets_load(tmp_path):
     names = set()
     for number, snippet in enumerate(snippets):
         child = tmp_path / f"preset{number}.yaml"
-        child.write_text(f"parent: {ROOT / 'splade' / 'debug.yaml'}\n{snippet}")
+        child.write_text(f"imports: [{ROOT / 'splade' / 'debug.yaml'}]\n{snippet}")
         engine = load(child).retrieval.engine
         names.add(engine.name.value)
         documented = yaml.safe_load(snippet)["retrieval"]["engine"]

@@ -1,26 +1,27 @@
 """Every MS MARCO recipe, end to end, on a miniature MS MARCO
 
-A miniature MS MARCO passage collection (tests/staging.py: 2,000 passages,
-train / dev / dev.small / TREC DL 2019 and 2020 queries with their
+A miniature MS MARCO passage collection (tests/support/staging.py: 2,000
+passages, train / dev / dev.small / TREC DL 2019 and 2020 queries with their
 judgements, Hofstätter's teacher file, the id triples, the cross-encoder
-scores of the hard negatives) is staged in datamaestro's own data folder of a
-new HOME, so that the recipes' dataset ids prepare offline; each recipe then
-runs through ``experimaestro run-experiment`` with size overrides only (a
-small masked language model and cross-encoder made here, a few steps), and
-its results table is checked. The recipes share one workspace: what they
-have in common (the BM25 indices of the collection, the validation
-collection...) runs once.
-"""
+scores of the hard negatives) is staged in datamaestro's own data folder of
+a new HOME (tests/support/shared_runs.py, shared with test_v3_msmarco.py),
+so that the recipes' dataset ids prepare offline; each recipe then runs
+through ``experimaestro run-experiment`` with size overrides only (a small
+masked language model and cross-encoder made here, a few steps), and its
+results table is checked. The recipes share one workspace, two of them
+running at a time: what they have in common (the BM25 indices of the
+collection, the validation collection...) runs once."""
 
-import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import failure_report, run, user_environment
-from staging import stage_minilm_scores, stage_msmarco
+import yaml
+from conftest import ROOT, failure_report, run
+from shared_runs import MSMARCO_GROUP, experiment_jobs
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(MSMARCO_GROUP)]
 
 #: recipe -> its own size overrides
 RECIPES = {
@@ -60,53 +61,28 @@ COMMON = [
 ]
 
 
-def make_models(texts, folder: Path):
-    """A small masked language model of the collection's words, and a
-    cross-encoder of the same shape (random weights: it scores, badly)"""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from splade.tiny_model import make_tiny_mlm
-
-    mlm = folder / "mlm"
-    make_tiny_mlm(texts, mlm)
-    cross_encoder = folder / "cross-encoder"
-    config = BertConfig.from_pretrained(mlm, num_labels=1)
-    BertForSequenceClassification(config).save_pretrained(cross_encoder)
-    AutoTokenizer.from_pretrained(mlm).save_pretrained(cross_encoder)
-    return mlm, cross_encoder
-
-
 @pytest.fixture(scope="module")
-def staged(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    env = user_environment(home)
-    assert run([sys.executable, "-m", "splade.workspace"], env, home / "ws.log") == 0
-    data = stage_msmarco(home / "datamaestro")
-    stage_minilm_scores(home / "datamaestro", data["ce_scores"])
-    texts = list(data["documents"]) + [
-        text for queries in data["queries"].values() for text in queries.values()
-    ]
-    mlm, cross_encoder = make_models(texts, home / "models")
-    values = {
-        "mlm": mlm,
-        "cross_encoder": cross_encoder,
-        "triples": len(data["triples"]),
-    }
-    return home, env, values
+def staged(msmarco_workspace):
+    """The MS MARCO workspace (tests/support/shared_runs.py)"""
+    ws = msmarco_workspace
+    return ws.home, ws.env, ws.values
 
 
 @pytest.fixture(scope="module")
 def runs(staged):
-    """recipe -> (exit status, log)"""
+    """recipe -> (exit status, log); two recipes at a time (experimaestro
+    runs a task that both need once: the other one waits for it)"""
     home, env, values = staged
-    outcomes = {}
-    for recipe, overrides in RECIPES.items():
-        options = [o.format(**values) for o in COMMON + overrides]
+
+    def run_recipe(recipe):
+        options = [o.format(**values) for o in COMMON + RECIPES[recipe]]
         command = ["experimaestro", "run-experiment", f"splade/{recipe}.yaml"]
         command += [x for option in options for x in ("-c", option)]
         log = home / f"{recipe}.log"
-        outcomes[recipe] = run(command, env, log, timeout=1800), log
-    return outcomes
+        return run(command, env, log, timeout=1800), log
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(RECIPES, pool.map(run_recipe, RECIPES), strict=True))
 
 
 def results(log: Path) -> pd.DataFrame:
@@ -138,8 +114,13 @@ def test_recipe_runs_end_to_end(staged, runs, recipe):
 
 def test_the_recipes_share_their_common_tasks(staged, runs):
     """One BM25 index of the passages for all the recipes (small.yaml indexes
-    the first 1,000 passages: a second one)"""
+    the first 1,000 passages: a second one), counted over the jobs of the
+    recipes' experiments (the workspace is shared with the SPLADE-v3 tests)"""
     home, _, _ = staged
-    jobs = home / "experiments/splade/jobs"
-    indices = list(jobs.glob("xpmir.index.bow.bowsparseretrieverindexbuilder/*"))
+    jobs = set()
+    for recipe in RECIPES:
+        experiment = yaml.safe_load((ROOT / f"splade/{recipe}.yaml").read_text())["id"]
+        jobs |= set(experiment_jobs(home, experiment))
+    task = "xpmir.index.bow.bowsparseretrieverindexbuilder"
+    indices = [job for job in jobs if job.parent.name == task]
     assert len(indices) == 2

@@ -498,7 +498,7 @@ def test_pisa_retriever_on_debug_collection(
     _, store, raw_index, scorer, encoders, vectors, documents = debug_setup
     index = exhaustive_index if source == "exhaustive" else raw_index
     convert_to_pisa(index.instance(), tmp_path / "pisa")
-    # as sparse_retriever configures it (tests/test_recipes.py)
+    # as sparse_retriever configures it (tests/unit/test_recipes.py)
     retriever = PisaRetriever.C(
         index=PisaIndex.C(index_path=tmp_path / "pisa", documents=store),
         encoder=scorer.query_encoder,

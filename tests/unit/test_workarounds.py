@@ -1,6 +1,7 @@
 """The work-arounds of splade/workarounds/: the upstream behaviour (these
 tests fail when upstream changes it, so that the work-around can go), and the
-fix; the private attributes the package relies on are checked at start-up"""
+fix; the private attributes the package relies on are checked at start-up
+(experiment.wait() and failed jobs: tests/pipeline/test_experiment_failures.py)"""
 
 import pytest
 import torch
@@ -151,6 +152,76 @@ def test_raw_configuration_is_found_only_under_the_command(monkeypatch):
         command_line()
 
 
+GENERATED = """
+from pathlib import Path
+
+from experimaestro import Config, Param, Task, field, pathgenerator
+from typing import Annotated
+
+
+class Inner(Config):
+    path: Annotated[Path, pathgenerator("inner.txt")]
+
+
+class Outer(Task):
+    inner: Param[Inner] = field(ignore_generated=True)
+
+    def execute(self):
+        pass
+"""
+
+
+def test_upstream_ignored_generated_values_warn(tmp_path, monkeypatch, caplog):
+    """experimaestro warns "Ignoring <field>" when a field declared
+    ignore_generated=True holds generated values, as xpmir's
+    ValidationSettings.listener does (the validation listener's paths):
+    quiet_ignored_generated_values drops that message only"""
+    import logging
+    import sys
+
+    from experimaestro import experiment
+    from experimaestro.scheduler.workspace import RunMode
+    from xpmir.letor.validation import ValidationSettings
+
+    from splade.workarounds.experimaestro import (
+        IgnoredGeneratedValues,
+        quiet_ignored_generated_values,
+    )
+
+    assert ValidationSettings.C.__xpmtype__.arguments["listener"].ignore_generated
+    (tmp_path / "generated_task.py").write_text(GENERATED)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("generated_task", None)
+    from generated_task import Inner, Outer
+
+    root = logging.getLogger()
+    # (an experiment of another test may have installed the filter)
+    monkeypatch.setattr(
+        root,
+        "filters",
+        [f for f in root.filters if not isinstance(f, IgnoredGeneratedValues)],
+    )
+
+    def warnings_of_a_submission(name):
+        caplog.clear()
+        with experiment(tmp_path / name, name, run_mode=RunMode.DRY_RUN):
+            Outer.C(inner=Inner.C()).submit()
+        return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+    with caplog.at_level(logging.WARNING):
+        assert "Ignoring inner" in warnings_of_a_submission("upstream")
+        quiet_ignored_generated_values()
+        quiet_ignored_generated_values()  # once only
+        assert sum(isinstance(f, IgnoredGeneratedValues) for f in root.filters) == 1
+        assert "Ignoring inner" not in warnings_of_a_submission("fixed")
+    # other records of the root logger go through
+    assert IgnoredGeneratedValues().filter(
+        logging.LogRecord(
+            "root", logging.WARNING, __file__, 1, "Ignoring %s", ("x",), None
+        )
+    )
+
+
 # --- xpm_torch
 
 
@@ -181,63 +252,6 @@ def test_a_missing_private_hook_stops_the_start(monkeypatch):
     monkeypatch.delattr(Scheduler, "_cleanup_job_marker_files")
     with pytest.raises(RuntimeError, match="Scheduler._cleanup_job_marker_files"):
         check_private_hooks()
-
-
-FAILING_TASK = """
-from experimaestro import Task
-
-
-class Fails(Task):
-    def execute(self):
-        raise RuntimeError("this task fails")
-"""
-
-FAILING_DRIVER = """
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
-from experimaestro import experiment
-from experimaestro.scheduler.experiment import FailedExperiment
-from failing import Fails
-
-from splade.workarounds.experimaestro import raise_if_failed
-
-with experiment(Path(sys.argv[1]), "failing", port=None) as xp:
-    xp.workspace.python_path.append(Path(__file__).parent)
-    Fails.C().submit()
-    xp.wait()  # upstream: returns, although the job failed
-    print("waited, failed:", xp.failed)
-    try:
-        raise_if_failed(xp)
-    except FailedExperiment as e:
-        print("raised:", e)
-"""
-
-
-@pytest.mark.slow
-def test_upstream_wait_ignores_failed_jobs(tmp_path):
-    """experimaestro's experiment.wait() returns when a job failed (the
-    command exits with status 0); raise_if_failed raises FailedExperiment"""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-
-    (tmp_path / "failing.py").write_text(FAILING_TASK)
-    (tmp_path / "driver.py").write_text(FAILING_DRIVER)
-    process = subprocess.run(
-        [sys.executable, str(tmp_path / "driver.py"), str(tmp_path / "ws")],
-        cwd=ROOT,
-        env={**os.environ, "HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert "waited, failed: True" in process.stdout, process.stderr[-3000:]
-    assert "raised: 1 job(s) failed (logs: " in process.stdout
-    assert "fails.err" in process.stdout
 
 
 # --- datamaestro-ir
@@ -296,7 +310,7 @@ def test_upstream_measure_ignores_its_relevance_level():
 def test_upstream_learner_reports_an_epoch_when_asked_for_the_next():
     """xpm_torch's Learner.iter_train reports the training metrics of an
     epoch after yielding its state, and the learner stops asking after the
-    last epoch: LastEpochMetrics logs that one (tests/test_end_to_end.py
+    last epoch: LastEpochMetrics logs that one (tests/pipeline/test_end_to_end.py
     checks that every epoch has its metrics)"""
     import inspect
 

@@ -1,7 +1,7 @@
 """One optimisation step of the package's SPLADE model, as an experimaestro
 learner task, on ``DEVICES`` CPU processes (Lightning Fabric's ``ddp``)
 
-    python tests/ddp_step.py WORKDIR MODEL DATA LOSS DEVICES BATCH
+    python tests/support/ddp_step.py WORKDIR MODEL DATA LOSS DEVICES BATCH
 
 ``MODEL`` is a Hugging Face masked language model folder (the embedded tiny
 model), ``DATA`` a folder with ``pairs.tsv`` (teacher scores and texts, for
@@ -37,7 +37,7 @@ from splade.workarounds.xpmir import (
     TripletsSampler,
 )
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 
 def learner(model: Path, data: Path, loss: str, devices: int, batch: int):

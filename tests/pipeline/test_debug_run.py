@@ -1,20 +1,20 @@
-"""The experimaestro web monitor as a user watches a run with it:
-`experimaestro run-experiment --web splade/debug.yaml` in a new HOME whose
-settings.yaml has a `server:` section (fixed port and token); once the jobs
-are done (the monitor keeps serving), the page is opened in a headless
-Chromium driven through the DevTools protocol, and the server is stopped with
-the page's Stop button.
+"""`experimaestro run-experiment splade/debug.yaml` as a user runs it: in a
+new HOME, after `python -m splade.workspace`, without network, watched in
+the experimaestro web monitor (`--web`, with a `server:` section of fixed
+port and token in settings.yaml); once the jobs are done (the monitor keeps
+serving), the page is opened in a headless Chromium driven through the
+DevTools protocol, and the server is stopped with the page's Stop button.
 
-Needs the `chromium` binary (Debian package `chromium`); skipped without it.
+One run (tests/support/shared_runs.py, ``debug_run``) for all these tests,
+and for the runs of the same workspace that reuse its tasks (SelfDistil,
+BEIR, zero-shot and shards). The browser test needs the `chromium` binary
+(Debian package `chromium`, which .ci/run installs).
 """
 
 import http.client
 import json
-import os
-import secrets
+import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,16 +22,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pandas as pd
 import pytest
-import yaml
-from conftest import ROOT, SPLADE_INDEX_TASK, failure_report, user_environment
+from conftest import SPLADE_INDEX_TASK, failure_report, run
+from shared_runs import GROUP, results_table
 from websockets.sync.client import connect
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(GROUP)]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-TIMEOUT = 1800  # seconds, for the whole pipeline (2 minutes alone)
-FINISHED = "Experiment finished; web server still running"
 
 # What the page shows, read from its DOM (experimaestro's web UI)
 EXPERIMENTS = """[...document.querySelectorAll("table.experiments-table tbody tr")]
@@ -46,8 +45,11 @@ JOBS = """[...document.querySelectorAll("table.jobs-table tbody tr.job-row")]
   task: row.querySelector(".task-id").innerText,
   path: row.querySelector(".job-id").title,
 }))"""
+# (other experiments of the workspace may be listed: the debug one is clicked)
 CLICK_EXPERIMENT = """(() => {
-  const row = document.querySelector("table.experiments-table tbody tr");
+  const row = [...document.querySelectorAll("table.experiments-table tbody tr")]
+    .find(row => row.cells[1].querySelector(".fw-semibold")?.innerText
+                 === "splade-debug");
   row.click();
   return true;
 })()"""
@@ -62,12 +64,6 @@ CONFIRM_STOP = """(() => {
   if (button) button.click();
   return button !== undefined;
 })()"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http_get(port: int, path: str):
@@ -174,88 +170,24 @@ def _read_lines(path: Path):
         return []
 
 
-@pytest.fixture(scope="module")
-def monitored_run(tmp_path_factory):
-    """The debug run with the web monitor, started in the background; yields
-    (home, process, log, port, token)"""
+def test_monitor_shows_the_run_and_stops(debug_run, tmp_path):
     if CHROMIUM is None:
         pytest.skip("no chromium binary (Debian: apt-get install chromium)")
-
-    home = tmp_path_factory.mktemp("home")
-    env = user_environment(home)
-    setup = subprocess.run(
-        [sys.executable, "-m", "splade.workspace"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    home, process, log, port = (
+        debug_run.home,
+        debug_run.process,
+        debug_run.log,
+        debug_run.port,
     )
-    assert setup.returncode == 0, setup.stdout + setup.stderr
 
-    # The monitor's host, port and token come from settings.yaml
-    port, token = free_port(), secrets.token_hex(8)
-    settings = home / ".config/experimaestro/settings.yaml"
-    content = yaml.safe_load(settings.read_text())
-    content["server"] = {"host": "127.0.0.1", "port": port, "token": token}
-    settings.write_text(yaml.safe_dump(content, sort_keys=False))
+    # The server listens where settings.yaml says (its log line comes just
+    # before it listens), and refuses a wrong token
+    url = f"http://127.0.0.1:{port}/auth?xpm-token={debug_run.token}"
+    assert f"xpm.webui: Web server started on {url}" in log.read_text()
+    assert http_get(port, "/stop?xpm-token=wrong")[0] == 401
 
-    log = home / "run.log"
-    with log.open("wt") as fp:
-        process = subprocess.Popen(
-            ["experimaestro", "run-experiment", "--web", "splade/debug.yaml"],
-            cwd=ROOT,
-            env=env,
-            stdout=fp,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield home, process, log, port, token
-    finally:
-        if process.poll() is None:
-            # Test failed: stop the run (and its jobs) as Ctrl+C does
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-def test_monitor_shows_the_run_and_stops(monitored_run, tmp_path):
-    home, process, log, port, token = monitored_run
-
-    def alive():
-        if process.poll() is not None:
-            raise AssertionError(
-                f"the run ended (code {process.returncode})\n"
-                + failure_report(home, log)
-            )
-
-    # The server listens where settings.yaml says, once the experiment starts
-    # (its log line comes just before it listens)
-    url = f"http://127.0.0.1:{port}/auth?xpm-token={token}"
-    deadline = time.monotonic() + TIMEOUT
-    while f"xpm.webui: Web server started on {url}" not in log.read_text():
-        alive()
-        assert time.monotonic() < deadline, failure_report(home, log)
-        time.sleep(0.5)
-    while True:
-        try:
-            assert http_get(port, "/stop?xpm-token=wrong")[0] == 401
-            break
-        except ConnectionRefusedError:
-            alive()
-            assert time.monotonic() < deadline, failure_report(home, log)
-            time.sleep(0.2)
-
-    # The jobs run; the monitor keeps serving once they are done
-    while FINISHED not in log.read_text():
-        alive()
-        assert time.monotonic() < deadline, failure_report(home, log)
-        time.sleep(1)
-    job_dirs = set((home / "experiments/splade/jobs").glob("*/*"))
+    # The jobs ran; the monitor keeps serving once they are done
+    job_dirs = set(debug_run.jobs)
     assert all(list(d.glob("*.done")) for d in job_dirs), job_dirs
     tasks = {d.parent.name for d in job_dirs}
     assert {
@@ -273,8 +205,8 @@ def test_monitor_shows_the_run_and_stops(monitored_run, tmp_path):
 
         # The experiment, with all its jobs finished and none failed (the
         # experiment itself is "running" as long as the monitor holds it open)
-        (row,) = page.wait_for(EXPERIMENTS, len, "experiment")
-        assert row["id"] == "splade-debug"
+        rows = page.wait_for(EXPERIMENTS, len, "experiment")
+        (row,) = [row for row in rows if row["id"] == "splade-debug"]
         assert row["jobs"] == f"{len(job_dirs)}/{len(job_dirs)}"
         assert row["status"] in ("running", "done")
 
@@ -308,5 +240,100 @@ def test_monitor_shows_the_run_and_stops(monitored_run, tmp_path):
         ]
         assert not outside, urls
 
-    network_log = home / "network.log"
-    assert not network_log.exists(), network_log.read_text()
+
+#: Lines of warnings in a run's output (experimaestro's WARN, Python's)
+WARNING = re.compile(r"\bWARN(ING)?\b|Warning\b")
+
+
+def test_the_run_prints_no_warning(debug_run):
+    """Nothing to warn about in the run of a user who changed nothing: no
+    deprecated YAML key, no task folder that a future experimaestro would
+    remove (splade/workarounds/experimaestro.py: keep_job_directories), no
+    "Ignoring listener" (quiet_ignored_generated_values)"""
+    lines = debug_run.log.read_text(errors="replace").splitlines()
+    assert [line for line in lines if WARNING.search(line)] == []
+
+
+def results(debug_run) -> pd.DataFrame:
+    return pd.read_csv(results_table(debug_run.home, "splade-debug"))
+
+
+def test_results_table(debug_run):
+    df = results(debug_run).set_index("model")
+    assert set(df.index) == {"bm25", "splade", "splade-untrained"}
+    assert (df["dataset"] == "debug").all()
+    for measure in ["RR@10", "nDCG@10", "R@1000", "AP"]:
+        assert df[measure].between(0, 1).all(), measure
+
+
+def test_splade_learns(debug_run):
+    """Trained SPLADE beats BM25 and the same model before training"""
+    ndcg = results(debug_run).set_index("model")["nDCG@10"]
+    assert ndcg["bm25"] <= 0.75, "BM25 should be clearly imperfect here"
+    assert ndcg["splade"] > ndcg["bm25"] + 0.1
+    assert ndcg["splade"] > ndcg["splade-untrained"] + 0.3
+
+
+def test_training_metrics_of_every_epoch(debug_run):
+    """TensorBoard has the training loss of each of the 6 epochs (the last
+    one included) and the validation measures"""
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
+
+    (learner,) = [
+        j for j in debug_run.jobs if j.parent.name == "xpm_torch.learner.learner"
+    ]
+    events = EventAccumulator(str(learner / "runs"))
+    events.Reload()
+    steps = [e.step for e in events.Scalars("train/pairwise-delta-MSE")]
+    assert steps == [50, 100, 150, 200, 250, 300]
+    assert [e.step for e in events.Scalars("train/nonzeros_d")] == steps
+    assert len(events.Scalars("bestval/RR@10/mean")) == 6
+
+
+def test_no_network_access(debug_run):
+    log = debug_run.home / "network.log"
+    assert not log.exists(), log.read_text()
+
+
+def test_job_processes_are_guarded(debug_run):
+    """Every job process had the network guard installed (so that the test
+    above means something): the process ids in the jobs' logs are among the
+    guarded ones, and a guarded process cannot connect"""
+    home, env = debug_run.home, debug_run.env
+    guarded = {
+        int(line.split()[0])
+        for line in (home / "guarded.log").read_text().split("\n")
+        if line
+    }
+    jobs = sorted(err for job in debug_run.jobs for err in job.glob("*.err"))
+    # BM25 index and evaluation, validation collection, learner, and the
+    # index and evaluation of the trained and untrained models
+    assert len(jobs) == 8
+    for err in jobs:
+        pids = set(map(int, re.findall(r"^INFO:(\d+):", err.read_text(), re.M)))
+        assert pids and pids <= guarded, err
+    attempt = "import socket; socket.create_connection(('example.com', 80))"
+    process = subprocess.run(
+        [sys.executable, "-c", attempt], env=env, capture_output=True, text=True
+    )
+    assert "Network access attempted during tests" in process.stderr
+    assert "example.com" in (home / "network.log").read_text()
+    (home / "network.log").unlink()
+
+
+def test_rerun_reuses_every_task(debug_run):
+    """The same command (without the monitor) again: every task is reused"""
+    debug_run.stop()
+    home = debug_run.home
+    before = {
+        p: p.stat().st_mtime for job in debug_run.jobs for p in job.glob("*.done")
+    }
+    assert len(before) == 8
+    log = home / "rerun.log"
+    assert run(debug_run.command, debug_run.env, log) == 0, failure_report(home, log)
+    after = {p: p.stat().st_mtime for job in debug_run.jobs for p in job.glob("*.done")}
+    assert before == after, "a finished task was run again"
+    assert "Process started" not in log.read_text()
+    assert [line for line in log.read_text().splitlines() if WARNING.search(line)] == []

@@ -1,5 +1,5 @@
 """Miniature real datasets staged in datamaestro's data folder
-(tests/staging.py): ``prepare_dataset("<real id>")`` finds them, downloads
+(tests/support/staging.py): ``prepare_dataset("<real id>")`` finds them, downloads
 nothing, and they read back as staged
 
 The datasets are prepared in a separate Python process
@@ -11,7 +11,7 @@ creates a second one and fails on ``assert not Context.INSTANCE``), one
 instance of each repository holding that context, and every configuration it
 prepared, with its absolute paths (``DatasetWrapper.config``). Pointing this
 process at another folder would mean patching all three. The other process
-has tests/network_guard.py installed (as ``sitecustomize``, see
+has tests/support/network_guard.py installed (as ``sitecustomize``, see
 ``conftest.user_environment``) and every datamaestro download function
 replaced by one that records the call and fails.
 """

@@ -1,8 +1,8 @@
-"""The debug recipe trained by 2 processes (``-c learner.devices=2``, CPU):
-both train, a ``kill -9`` of rank 1 ends the job with an error (no hang),
-and the rerun resumes from the last checkpoint and ends with SPLADE ahead of
-BM25, with the results of an uninterrupted run (slow: the pipeline runs in
-subprocesses, as in ``tests/test_reliability.py``)"""
+"""The debug recipe trained by 2 processes (``-c learner.devices=2``, CPU,
+4 epochs): both train, a ``kill -9`` of rank 1 ends the job with an error
+(no hang), and the rerun resumes from the last checkpoint and ends with
+SPLADE ahead of BM25, with the results of an uninterrupted run (slow: the
+pipeline runs in subprocesses, as in ``tests/pipeline/test_reliability.py``)"""
 
 import signal
 import time
@@ -10,7 +10,8 @@ import time
 import pandas as pd
 import psutil
 import pytest
-from test_reliability import (
+from shared_runs import DDP_EPOCHS, DDP_GROUP
+from workspace import (
     LEARNER,
     TIMEOUT,
     Workspace,
@@ -23,11 +24,12 @@ COMMAND = [
     "experimaestro",
     "run-experiment",
     "splade/debug.yaml",
-    "-c",
-    "learner.optimization.max_epochs=4",
-    "-c",
-    "learner.devices=2",
+    *("-c", DDP_EPOCHS),
+    *("-c", "learner.devices=2"),
 ]
+
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(DDP_GROUP)]
 
 
 class DDPWorkspace(Workspace):
@@ -115,24 +117,19 @@ def test_splade_beats_bm25(killed_and_resumed):
     assert table.loc["splade", "nDCG@10"] > table.loc["bm25", "nDCG@10"] + 0.2
 
 
-def splade_run(ws: Workspace):
+def splade_run(jobs):
     """The run of the SPLADE evaluation (TREC lines, sorted)"""
-    (run,) = ws.jobs.glob("splade.efficiency.evaluatewithefficiency/*/run.txt")
+    (run,) = jobs.glob("splade.efficiency.evaluatewithefficiency/*/run.txt")
     return sorted(run.read_text().splitlines())
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    ws = DDPWorkspace(tmp_path_factory.mktemp("ddp-uninterrupted"))
-    assert ws.run("uninterrupted") == 0, ws.report()
-    return ws
-
-
-@pytest.mark.slow
-def test_the_resumed_run_is_the_uninterrupted_one(killed_and_resumed, uninterrupted):
+def test_the_resumed_run_is_the_uninterrupted_one(killed_and_resumed, slurm_runs):
     """Every rank resumes its data where it was (rank 0's checkpoint holds
     the state of the data loaders of all ranks: they take the samples in
     turns), with the optimizer's and the model's states: the same run (top
-    1,000 documents and scores of every test query)"""
+    1,000 documents and scores of every test query) as an uninterrupted
+    training by 2 processes, the one that the Slurm launcher starts
+    (tests/pipeline/test_slurm.py: the same configuration, whose 2 ranks
+    Slurm's srun starts instead of Lightning)"""
     ws, *_ = killed_and_resumed
-    assert splade_run(ws) == splade_run(uninterrupted)
+    assert splade_run(ws.jobs) == splade_run(slurm_runs("devices").jobs)
