@@ -20,12 +20,9 @@ with :mod:`bench.retrieval_engines`)::
 """
 
 import argparse
-import os
 import shutil
 import time
 from pathlib import Path
-
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
@@ -71,6 +68,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None):
     arguments = parser()
     args = arguments.parse_args(argv)
+    common.one_thread()
     real = args.workdir / "real"
     cached = [real / "scifact-docs.npz", real / "scifact-queries.test.tsv.npz"]
     if not all(path.exists() for path in cached):

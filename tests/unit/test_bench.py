@@ -20,6 +20,17 @@ MODULES = sorted(
 SCRIPTS = [name for name in MODULES if name != "common"]
 
 
+@pytest.fixture(autouse=True)
+def no_thread_settings(monkeypatch):
+    """The benchmarks set one thread in every library
+    (``bench.common.one_thread``) in their process; here that process is the
+    test process, where numba refuses another number of threads once its
+    pool is launched (other tests of the worker would fail): not here"""
+    from bench import common
+
+    monkeypatch.setattr(common, "one_thread", lambda numba=True: None)
+
+
 def imports(path: Path):
     """(module names imported, whether sys.path is changed) of a file"""
     tree = ast.parse(path.read_text())
