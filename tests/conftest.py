@@ -209,9 +209,11 @@ def user_environment(home: Path) -> dict:
     the guard is installed are listed in ``$HOME/guarded.log``)"""
     site = home / "site"
     site.mkdir(exist_ok=True)
-    shutil.copyfile(SUPPORT / "network_guard.py", site / "network_guard.py")
+    for module in ("network_guard", "cpu_account"):
+        shutil.copyfile(SUPPORT / f"{module}.py", site / f"{module}.py")
     (site / "sitecustomize.py").write_text(
         "import network_guard\nnetwork_guard.install()\n"
+        "import cpu_account\ncpu_account.install()\n"
     )
     env = {
         k: v
@@ -226,6 +228,14 @@ def user_environment(home: Path) -> dict:
     )
     bindir = Path(sys.executable).parent
     env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
+    # pytest-xdist's workers share the cores: the processes of a run (the
+    # jobs) get their share of them as torch threads, not all of them, as
+    # a user who runs several experiments at once would set it. (With more
+    # threads than free cores, torch's OpenMP threads wait for each other at
+    # every operation: see docs/testing.md)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
     return env
 
 
