@@ -462,3 +462,16 @@ class PrunedEngine(Engine):
     @classmethod
     def search(cls, index: PrunedIndex, **options):
         return lambda query, k: index.search(query, k, **options)
+
+    @classmethod
+    def document_frequencies(cls, index: PrunedIndex):
+        # what a query traverses: the pruned posting lists (the documents
+        # found are then rescored from the forward index)
+        inverted = index.searcher.inverted
+        return np.diff(np.asarray(inverted.offsets)) / max(inverted.num_docs, 1)
+
+    @classmethod
+    def average_nonzeros(cls, index: PrunedIndex):
+        # the documents themselves are whole (the forward index)
+        meta = json.loads((Path(index.index_path) / "pruned.json").read_text())
+        return meta["num_postings"] / max(meta["num_docs"], 1)

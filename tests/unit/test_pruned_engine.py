@@ -238,3 +238,21 @@ def test_pruned_retriever(debug_vectors, tiny_model):
             returned, scores[[docids.index(sd.document["id"]) for sd in found]],
             rtol=1e-4, atol=1e-5,
         )  # fmt: skip
+
+
+def test_statistics_of_the_efficiency_table(debug_vectors):
+    """The efficiency table's statistics of a pruned index: documents keep
+    all their terms (the forward index), a query traverses the pruned
+    posting lists (FLOPS), read through the engine registry"""
+    from splade.engines import average_nonzeros, document_frequencies
+
+    folder, store, index, _, vectors, _ = debug_vectors
+    write_index(term_major(index.instance(), folder / "scratch"), folder / "s", 20)
+    pruned = PrunedIndex.C(index_path=folder / "s", documents=store).instance()
+    pruned.initialize(in_memory=True)
+    nonzero = vectors != 0
+    assert average_nonzeros(pruned) == pytest.approx(nonzero.sum() / len(vectors))
+    frequencies = document_frequencies(pruned)
+    expected = np.minimum(nonzero.sum(axis=0), 20) / len(vectors)
+    np.testing.assert_allclose(frequencies[: len(expected)], expected)
+    assert (frequencies[len(expected) :] == 0).all()
