@@ -274,14 +274,14 @@ MSMARCO_GROUP = "msmarco"
 @dataclass
 class MSMarcoWorkspace(Workspace):
     #: the models made for the collection (mlm, cross_encoder, teacher_a,
-    #: teacher_b) and the number of id triples (triples)
+    #: teacher_b, llama) and the number of id triples (triples)
     values: Dict[str, object]
 
 
 def make_msmarco_models(texts, folder: Path) -> Dict[str, Path]:
-    """A small masked language model of the collection's words, and two
+    """A small masked language model of the collection's words, two
     cross-encoders of its shape (random weights, seeds 1 and 2: they score,
-    badly)"""
+    badly), and a small Llama causal LM of the same words"""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
@@ -299,6 +299,11 @@ def make_msmarco_models(texts, folder: Path) -> Dict[str, Path]:
         models[name] = teacher
     # the cross-encoder of the SPLADE++ recipes (mining.teacher)
     models["cross_encoder"] = models["teacher_a"]
+    # a small Llama of the collection's words (splade_llm.yaml's backbone)
+    from splade.tiny_decoder import make_tiny_decoder
+
+    models["llama"] = folder / "llama"
+    make_tiny_decoder(texts, models["llama"])
     return models
 
 
