@@ -24,7 +24,9 @@ Each measurement runs in a process of its own: its peak resident memory
 weights) is the step's peak memory. Time: the median of ``--repeat`` steps
 after one warm-up step. Batches: at least 1 GB of plain logits (texts x
 length x vocabulary x 4 bytes), 32 texts of 256 tokens at 30,522 entries
-(BERT, hidden 768), 8 texts of 256 tokens at 151,936 (Qwen, hidden 1,024).
+(BERT, hidden 768), 8 texts of 256 tokens at 151,936 (Qwen, hidden 1,024),
+with the projection trained, and frozen (LoRA, as the LLM recipes train: no
+gradient of the LM head's weights).
 
     nice -n 10 python -m bench.vocabulary_head --threads 1 \\
         --figure docs/figures/vocabulary_head.png
@@ -39,8 +41,14 @@ import sys
 import time
 from pathlib import Path
 
-#: (vocabulary, hidden size, texts, tokens per text)
-SETTINGS = [(30_522, 768, 32, 256), (151_936, 1024, 8, 256)]
+#: (vocabulary, hidden size, texts, tokens per text, projection trained):
+#: the projection is frozen with LoRA (the LLM recipes' setting: the LM
+#: head's weights get no gradient)
+SETTINGS = [
+    (30_522, 768, 32, 256, True),
+    (151_936, 1024, 8, 256, True),
+    (151_936, 1024, 8, 256, False),
+]
 HEADS = ["padded", "plain", "memory"]
 
 
@@ -57,7 +65,13 @@ def peak_mb() -> float:
 
 
 def measure(
-    head: str, vocabulary: int, hidden: int, texts: int, length: int, repeat: int
+    head: str,
+    vocabulary: int,
+    hidden: int,
+    texts: int,
+    length: int,
+    repeat: int,
+    trained: bool = True,
 ):
     """One head, in this process: (peak MB of a step, seconds per step)"""
     import torch
@@ -66,8 +80,8 @@ def measure(
 
     torch.manual_seed(0)
     tokens = torch.randn(texts * length, hidden, requires_grad=True)
-    weight = (0.05 * torch.randn(vocabulary, hidden)).requires_grad_()
-    bias = torch.zeros(vocabulary, requires_grad=True)
+    weight = (0.05 * torch.randn(vocabulary, hidden)).requires_grad_(trained)
+    bias = torch.zeros(vocabulary, requires_grad=trained)
     coefficients = torch.randn(texts, vocabulary)
     lengths = [length] * texts
 
@@ -101,7 +115,7 @@ def measure(
 def run(args) -> list:
     """Every head and setting, each in a process of its own"""
     rows = []
-    for vocabulary, hidden, texts, length in SETTINGS:
+    for vocabulary, hidden, texts, length, trained in SETTINGS:
         logits_gb = texts * length * vocabulary * 4 / 1e9
         for head in HEADS:
             command = [
@@ -109,7 +123,9 @@ def run(args) -> list:
                 "-m",
                 "bench.vocabulary_head",
                 "--one",
-                json.dumps([head, vocabulary, hidden, texts, length, args.repeat]),
+                json.dumps(
+                    [head, vocabulary, hidden, texts, length, args.repeat, trained]
+                ),
                 "--threads",
                 str(args.threads),
             ]
@@ -120,6 +136,7 @@ def run(args) -> list:
                 hidden=hidden,
                 batch=f"{texts} x {length}",
                 logits_gb=round(logits_gb, 2),
+                projection="trained" if trained else "frozen (LoRA)",
                 head=head,
                 peak_mb=round(peak),
                 seconds=round(seconds, 2),
@@ -132,19 +149,23 @@ def run(args) -> list:
 def table(rows) -> str:
     """A Markdown table, with the ratios to the plain head"""
     lines = [
-        "| vocabulary | hidden | batch (texts x tokens) | plain logits | head |"
-        " peak memory of a step | time of a step | memory / plain | time / plain |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| vocabulary | hidden | batch (texts x tokens) | plain logits | projection |"
+        " head | peak memory of a step | time of a step | memory / plain |"
+        " time / plain |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         plain = next(
             r
             for r in rows
-            if r["vocabulary"] == row["vocabulary"] and r["head"] == "plain"
+            if r["vocabulary"] == row["vocabulary"]
+            and r["projection"] == row["projection"]
+            and r["head"] == "plain"
         )
         lines.append(
             f"| {row['vocabulary']:,} | {row['hidden']} | {row['batch']} |"
-            f" {row['logits_gb']} GB | {row['head']} | {row['peak_mb']:,} MB |"
+            f" {row['logits_gb']} GB | {row['projection']} | {row['head']} |"
+            f" {row['peak_mb']:,} MB |"
             f" {row['seconds']} s | {row['peak_mb'] / max(1, plain['peak_mb']):.2f} |"
             f" {row['seconds'] / plain['seconds']:.2f} |"
         )
@@ -158,20 +179,29 @@ def figure(rows, path: Path):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    vocabularies = sorted({r["vocabulary"] for r in rows})
+    # the settings in their order: vocabulary, and whether the projection
+    # is trained
+    settings = list(dict.fromkeys((r["vocabulary"], r["projection"]) for r in rows))
     width = 0.25
     for ix, head in enumerate(HEADS):
         chosen = [
-            next(r for r in rows if r["vocabulary"] == v and r["head"] == head)
-            for v in vocabularies
+            next(
+                r
+                for r in rows
+                if (r["vocabulary"], r["projection"]) == setting and r["head"] == head
+            )
+            for setting in settings
         ]
-        positions = [p + (ix - 1) * width for p in range(len(vocabularies))]
+        positions = [p + (ix - 1) * width for p in range(len(settings))]
         axes[0].bar(positions, [r["peak_mb"] / 1024 for r in chosen], width, label=head)
         axes[1].bar(positions, [r["seconds"] for r in chosen], width, label=head)
-    labels = [f"{v:,}" for v in vocabularies]
+    labels = [
+        f"{v:,}" + ("" if projection == "trained" else f"\n{projection}")
+        for v, projection in settings
+    ]
     titles = ["peak memory of a step (GiB)", "time of a step (s)"]
     for axis, title in zip(axes, titles, strict=True):
-        axis.set_xticks(range(len(vocabularies)), labels)
+        axis.set_xticks(range(len(settings)), labels)
         axis.set_xlabel("vocabulary")
         axis.set_title(title)
     axes[0].legend()

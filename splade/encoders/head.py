@@ -176,29 +176,41 @@ class MaxLogits(torch.autograd.Function):
         dtype = ctx.dtype  # the products' dtype in the forward pass
         needs_hidden, needs_weight, needs_bias = ctx.needs_input_grad[:3]
         grad = grad.to(dtype)
-        d_hidden = torch.zeros_like(hidden) if needs_hidden else None
-        d_weight = torch.zeros_like(weight) if needs_weight else None
         d_bias = None
         if ctx.has_bias and needs_bias:
             d_bias = grad.sum(dim=0).to(ctx.bias_dtype)
-        if d_hidden is None and d_weight is None:
-            return d_hidden, d_weight, d_bias, None, None
+        if not (needs_hidden or needs_weight):
+            return None, None, d_bias, None, None
 
         nonzero = grad != 0
         count = int(nonzero.sum())
+        needs = (needs_hidden, needs_weight)
         if count * SPARSE_COST < hidden.shape[0] * weight.shape[0]:
-            _sparse_backward(
-                grad, nonzero, argmax, hidden, weight, d_hidden, d_weight, ctx
+            d_hidden, d_weight = _sparse_backward(
+                grad, nonzero, argmax, hidden, weight, needs, ctx
             )
         else:
-            _dense_backward(grad, argmax, hidden, weight, d_hidden, d_weight, ctx)
+            d_hidden, d_weight = _dense_backward(
+                grad, argmax, hidden, weight, needs, ctx
+            )
         return d_hidden, d_weight, d_bias, None, None
 
 
-def _dense_backward(grad, argmax, hidden, weight, d_hidden, d_weight, ctx):
+def _zeros(needs, hidden, weight):
+    """The gradients of the tokens' states and of the projection, zero (None
+    where not needed)"""
+    return tuple(
+        torch.zeros_like(tensor) if need else None
+        for need, tensor in zip(needs, (hidden, weight), strict=True)
+    )
+
+
+def _dense_backward(grad, argmax, hidden, weight, needs, ctx):
     """The products of autograd's backward, a chunk of tokens at a time: the
-    chunk's logits gradient is zero but at each text's argmax tokens"""
+    chunk's logits gradient is zero but at each text's argmax tokens;
+    returns the gradients of the tokens' states and of the projection"""
     dtype, vocabulary = ctx.dtype, weight.shape[0]
+    d_hidden, d_weight = _zeros(needs, hidden, weight)
     w = weight.to(dtype)
     for start, stop, parts in token_chunks(ctx.lengths, ctx.max_tokens):
         texts = torch.tensor([text for text, _, _ in parts], device=argmax.device)
@@ -215,24 +227,27 @@ def _dense_backward(grad, argmax, hidden, weight, d_hidden, d_weight, ctx):
         if d_weight is not None:
             tokens = hidden[start:stop].to(dtype)
             d_weight += (logits_grad.T @ tokens).to(d_weight.dtype)
+    return d_hidden, d_weight
 
 
-def _sparse_backward(grad, nonzero, argmax, hidden, weight, d_hidden, d_weight, ctx):
+def _sparse_backward(grad, nonzero, argmax, hidden, weight, needs, ctx):
     """The same sums, over the non-zero gradients only: the logits' gradient
     as a sparse (tokens x vocabulary) matrix, one entry per non-zero
-    gradient, times the projection and the tokens' states"""
+    gradient, times the projection and the tokens' states (each product
+    written once, in the gradient it gives)"""
     dtype = ctx.dtype
     texts, entries = nonzero.nonzero(as_tuple=True)
     values = grad[texts, entries]
     tokens = argmax[texts, entries]
     if dtype in _SPARSE_DTYPES and hidden.dtype == weight.dtype == dtype:
         shape = (hidden.shape[0], weight.shape[0])
-        if d_hidden is not None:
-            d_hidden.copy_(_sparse_rows(tokens, entries, values, shape) @ weight)
-        if d_weight is not None:
-            rows = _sparse_rows(entries, tokens, values, shape[::-1])
-            d_weight.copy_(rows @ hidden)
-        return
+        d_hidden = d_weight = None
+        if needs[0]:
+            d_hidden = _sparse_rows(tokens, entries, values, shape) @ weight
+        if needs[1]:
+            d_weight = _sparse_rows(entries, tokens, values, shape[::-1]) @ hidden
+        return d_hidden, d_weight
+    d_hidden, d_weight = _zeros(needs, hidden, weight)
     # other dtypes (bfloat16 autocast): rows gathered and added by index, in
     # pieces of at most max_tokens x vocabulary numbers
     piece = max(1, ctx.max_tokens * weight.shape[0] // max(1, hidden.shape[1]))
@@ -245,6 +260,7 @@ def _sparse_backward(grad, nonzero, argmax, hidden, weight, d_hidden, d_weight, 
         if d_weight is not None:
             rows = hidden[token].to(dtype) * value
             d_weight.index_add_(0, entry, rows.to(d_weight.dtype))
+    return d_hidden, d_weight
 
 
 #: dtypes of the sparse (CSR) matrix products of :func:`_sparse_backward`

@@ -38,7 +38,11 @@ def step(pool, tokens, weight, bias, max_tokens, coefficients, autocast=None):
         maxima = pool(tokens, LENGTHS, weight, bias, max_tokens)
     value = torch.log1p(torch.relu(maxima.to(coefficients.dtype)))
     (value * coefficients).sum().backward()
-    grads = [t.grad.clone() for t in (tokens, weight, bias) if t is not None]
+    grads = [
+        t.grad.clone()
+        for t in (tokens, weight, bias)
+        if t is not None and t.requires_grad
+    ]
     return maxima.detach(), grads
 
 
@@ -79,6 +83,24 @@ def test_same_values_and_gradients_as_autograd(
     torch.testing.assert_close(
         torch.log1p(torch.relu(ours[0].cpu())), xpmir, rtol=1e-5, atol=1e-6
     )
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_frozen_projection(backward, device):
+    """With the projection frozen (LoRA: the LM head gets no gradient), the
+    tokens' states get autograd's gradient, and nothing is computed for the
+    projection"""
+    tokens, weight, bias = inputs(torch.float32, device=device, seed=2)
+    weight.requires_grad_(False)
+    bias.requires_grad_(False)
+    coefficients = torch.randn(len(LENGTHS), weight.shape[0]).to(device)
+    ours = step(max_logits, tokens, weight, bias, 7, coefficients)
+    plain = step(chunked_max_logits, tokens, weight, bias, 7, coefficients)
+    torch.testing.assert_close(ours[0], plain[0])
+    (mine,), (expected,) = ours[1], plain[1]
+    assert expected.abs().sum() > 0
+    torch.testing.assert_close(mine, expected)
+    assert weight.grad is None and bias.grad is None
 
 
 @pytest.mark.parametrize("device", DEVICES)
