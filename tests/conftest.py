@@ -18,6 +18,18 @@ sys.path.insert(0, str(Path(__file__).parent / "support"))
 # datamaestro folder, not the user's (set before datamaestro is imported)
 os.environ.setdefault("DATAMAESTRO_DIR", tempfile.mkdtemp(prefix="splade-tests-"))
 
+# pytest-xdist's workers share the cores: each worker, and every process it
+# starts (experiments, jobs, DDP ranks), gets its share of them as torch
+# threads (set before torch is imported), as a user running two experiments
+# at once would set it. With one thread per core in every process, torch's
+# OpenMP threads wait for each other at every operation while the other
+# worker's processes hold the cores (docs/testing.md, "Threads")
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault(
+        "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS))
+    )
+
 import network_guard
 import pytest
 from experimaestro.experiments.cli import ConfigurationLoader
@@ -228,14 +240,8 @@ def user_environment(home: Path) -> dict:
     )
     bindir = Path(sys.executable).parent
     env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
-    # pytest-xdist's workers share the cores: the processes of a run (the
-    # jobs) get their share of them as torch threads, not all of them, as
-    # a user who runs several experiments at once would set it. (With more
-    # threads than free cores, torch's OpenMP threads wait for each other at
-    # every operation: see docs/testing.md)
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if workers > 1 and "OMP_NUM_THREADS" not in env:
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    # (under pytest-xdist, OMP_NUM_THREADS: the worker's share of the cores,
+    # set at the top of this file)
     return env
 
 

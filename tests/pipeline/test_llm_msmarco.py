@@ -1,11 +1,12 @@
-"""splade_llm.yaml (Lion-SP-1B-like) and splade_llm_topk.yaml (LACONIC-like)
-end to end on the miniature MS MARCO of tests/support/staging.py (slow),
-staged once with the other MS MARCO recipes' (tests/support/shared_runs.py),
-with size overrides only: a small Llama causal LM of the collection's words
-stands for Llama-3.2-1B / Llama-3-8B. The whole chain of the recipes runs:
-MNTP adaptation on the passages (with LoRA), the ranking training with LoRA
-(bidirectional attention, gradient checkpointing), the index and the
-evaluations on MS MARCO dev and TREC DL 2019 / 2020"""
+"""splade_llm.yaml (Lion-SP-1B-like) end to end on the miniature MS MARCO of
+tests/support/staging.py (slow), staged once with the other MS MARCO
+recipes' (tests/support/shared_runs.py), with size overrides only: a small
+Llama causal LM of the collection's words stands for Llama-3.2-1B. The
+whole chain of the recipe runs: MNTP adaptation on the passages (with
+LoRA), the ranking training with LoRA (bidirectional attention, gradient
+checkpointing), the index and the evaluations on MS MARCO dev and TREC DL
+2019 / 2020. (splade_llm_topk.yaml, which imports it, and its top-k:
+tests/unit/test_llm_recipes.py and tests/unit/test_decoder_encoder.py)"""
 
 import pandas as pd
 import pytest
@@ -13,9 +14,6 @@ from conftest import failure_report, run
 from shared_runs import MSMARCO_GROUP, experiment_jobs
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(MSMARCO_GROUP)]
-
-#: Terms kept per document by splade_llm_topk.yaml in the test
-TOP_K = 8
 
 #: Size overrides (the recipes' values otherwise)
 SIZES = [
@@ -43,25 +41,16 @@ SIZES = [
     "retrieval.efficiency_queries=10",
 ]
 
-#: recipe -> (experiment id, its own overrides): the top-k of the
-#: documents (512 in the recipe) cut to 8 terms, below what the small model's
-#: documents have, so that the test sees it bite
-RECIPES = {
-    "splade_llm": ("splade-llm", []),
-    "splade_llm_topk": (
-        "splade-llm-topk",
-        ["data.train_count={triples}", f"model.topk.document={TOP_K}"],
-    ),
-}
+RECIPES = {"splade_llm": "splade-llm"}
 
 
 @pytest.fixture(scope="module")
 def runs(msmarco_workspace):
     ws = msmarco_workspace
     outcomes = {}
-    for recipe, (_, overrides) in RECIPES.items():
+    for recipe in RECIPES:
         command = ["experimaestro", "run-experiment", f"splade/{recipe}.yaml"]
-        for option in SIZES + overrides:
+        for option in SIZES:
             command += ["-c", option.format(**ws.values)]
         log = ws.home / f"{recipe}.log"
         outcomes[recipe] = run(command, ws.env, log, timeout=1800), log
@@ -84,21 +73,7 @@ def test_recipe_runs_end_to_end(runs, recipe):
     splade = df[df["model"] == "splade"]
     assert (splade["nonzeros_d"] > 0).all() and (splade["latency_ms"] > 0).all()
     # MNTP adapted the model that the ranking training started from
-    tasks = [job.parent.name for job in experiment_jobs(home, RECIPES[recipe][0])]
+    tasks = [job.parent.name for job in experiment_jobs(home, RECIPES[recipe])]
     assert tasks.count("splade.mntp.mntpadaptation") == 1
     assert tasks.count("xpm_torch.learner.learner") == 1
     assert not (home / "network.log").exists()
-
-
-def test_top_k_bounds_the_document_vectors(runs):
-    """splade_llm_topk.yaml keeps at most its top-k terms per document,
-    where splade_llm.yaml's vectors of the same model size have more"""
-    home, outcomes = runs
-    nonzeros = {}
-    for recipe, (code, log) in outcomes.items():
-        assert code == 0, failure_report(home, log)
-        text = log.read_text(errors="replace")
-        df = pd.read_csv(text.split("Saved results in ")[1].split()[0])
-        nonzeros[recipe] = df[df["model"] == "splade"]["nonzeros_d"]
-    assert (nonzeros["splade_llm_topk"] <= TOP_K).all(), nonzeros
-    assert (nonzeros["splade_llm"] > TOP_K).all(), nonzeros

@@ -10,7 +10,9 @@ through ``experimaestro run-experiment`` with size overrides only (a small
 masked language model and cross-encoder made here, a few steps), and its
 results table is checked. The recipes share one workspace, two of them
 running at a time: what they have in common (the BM25 indices of the
-collection, the validation collection...) runs once."""
+collection, the validation collection...) runs once. The recipes that
+import normal_DistilMSE.yaml's test collections are evaluated on MS MARCO
+dev only: its own run evaluates all three."""
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,23 +25,42 @@ from shared_runs import MSMARCO_GROUP, experiment_jobs
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(MSMARCO_GROUP)]
 
+#: The test collections of the recipes
+TESTS = {"msmarco_dev", "trec2019", "trec2020"}
+
+#: The recipes that import normal_DistilMSE.yaml's test collections
+#: (``data.tests``: the three of :data:`TESTS`, which its own run
+#: evaluates) are evaluated on MS MARCO dev only
+#: (``data.tests_only=msmarco_dev``): 10 evaluation jobs fewer
+INHERITED_TESTS = "data.tests_only=msmarco_dev"
+
 #: recipe -> its own size overrides
 RECIPES = {
     "normal_DistilMSE": [],
     "normal": ["data.train_count={triples}"],
     "normal_doc": ["data.train_count={triples}"],
-    "small": ["indexation.max_docs=1000", "data.test_sizes.msmarco_dev=20"],
-    "splade_pp_ed": [],
+    "small": [
+        "indexation.max_docs=1000",
+        "data.test_sizes.msmarco_dev=20",
+        INHERITED_TESTS,
+    ],
+    "splade_pp_ed": [INHERITED_TESTS],
     "splade_pp_sd": [
         "mining.teacher={cross_encoder}",
         "mining.teacher_maxlen=64",
         "mining.query_count=40",
         "mining.topk=10",
         "mining.requirements=duration=1h",
+        INHERITED_TESTS,
     ],
-    "efficient_splade_v": ["model.query_hf_id={mlm}"],
-    "efficient_splade_vi_bt": ["model.query_hf_id={mlm}"],
+    "efficient_splade_v": ["model.query_hf_id={mlm}", INHERITED_TESTS],
+    "efficient_splade_vi_bt": ["model.query_hf_id={mlm}", INHERITED_TESTS],
 }
+
+
+def tests_of(recipe: str) -> set:
+    """The test collections that the run of ``recipe`` evaluates"""
+    return {"msmarco_dev"} if INHERITED_TESTS in RECIPES[recipe] else TESTS
 
 #: Size overrides of every recipe
 COMMON = [
@@ -98,7 +119,7 @@ def test_recipe_runs_end_to_end(staged, runs, recipe):
     code, log = runs[recipe]
     assert code == 0, failure_report(home, log)
     df = results(log)
-    tests = {"msmarco_dev", "trec2019", "trec2020"}
+    tests = tests_of(recipe)
     for model in ("bm25", "splade"):
         rows = df[df["model"] == model]
         assert set(rows["dataset"]) == tests, (model, df)
@@ -110,6 +131,18 @@ def test_recipe_runs_end_to_end(staged, runs, recipe):
         first = df[df["model"] == "splade-first-stage"]
         assert set(first["dataset"]) == tests
     assert not (home / "network.log").exists()
+
+
+def test_restricted_recipes_inherit_the_tested_collections():
+    """The recipes evaluated on MS MARCO dev only have the test collections
+    of normal_DistilMSE.yaml, whose run evaluates all three"""
+    from conftest import load
+
+    expected = load(ROOT / "splade/normal_DistilMSE.yaml").data.tests
+    assert set(expected) == TESTS
+    for recipe, overrides in RECIPES.items():
+        if INHERITED_TESTS in overrides:
+            assert load(ROOT / f"splade/{recipe}.yaml").data.tests == expected, recipe
 
 
 def test_the_recipes_share_their_common_tasks(staged, runs):
