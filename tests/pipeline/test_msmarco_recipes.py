@@ -58,7 +58,7 @@ RECIPES = {
 }
 
 
-def tests_of(recipe: str) -> set:
+def evaluated_collections(recipe: str) -> set:
     """The test collections that the run of ``recipe`` evaluates"""
     return {"msmarco_dev"} if INHERITED_TESTS in RECIPES[recipe] else TESTS
 
@@ -119,7 +119,7 @@ def test_recipe_runs_end_to_end(staged, runs, recipe):
     code, log = runs[recipe]
     assert code == 0, failure_report(home, log)
     df = results(log)
-    tests = tests_of(recipe)
+    tests = evaluated_collections(recipe)
     for model in ("bm25", "splade"):
         rows = df[df["model"] == model]
         assert set(rows["dataset"]) == tests, (model, df)
