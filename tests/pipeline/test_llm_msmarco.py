@@ -8,10 +8,13 @@ checkpointing), the index and the evaluations on MS MARCO dev and TREC DL
 2019 / 2020. (splade_llm_topk.yaml, which imports it, and its top-k:
 tests/unit/test_llm_recipes.py and tests/unit/test_decoder_encoder.py)"""
 
-import pandas as pd
 import pytest
-from conftest import failure_report, run
-from shared_runs import MSMARCO_GROUP, experiment_jobs
+from shared_runs import (
+    MSMARCO_GROUP,
+    check_msmarco_results,
+    experiment_jobs,
+    run_msmarco_recipes,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(MSMARCO_GROUP)]
 
@@ -47,33 +50,14 @@ RECIPES = {"splade_llm": "splade-llm"}
 @pytest.fixture(scope="module")
 def runs(msmarco_workspace):
     ws = msmarco_workspace
-    outcomes = {}
-    for recipe in RECIPES:
-        command = ["experimaestro", "run-experiment", f"splade/{recipe}.yaml"]
-        for option in SIZES:
-            command += ["-c", option.format(**ws.values)]
-        log = ws.home / f"{recipe}.log"
-        outcomes[recipe] = run(command, ws.env, log, timeout=1800), log
-    return ws.home, outcomes
+    return ws.home, run_msmarco_recipes(ws, RECIPES, SIZES)
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_recipe_runs_end_to_end(runs, recipe):
     home, outcomes = runs
-    code, log = outcomes[recipe]
-    assert code == 0, failure_report(home, log)
-    text = log.read_text(errors="replace")
-    df = pd.read_csv(text.split("Saved results in ")[1].split()[0])
-    tests = {"msmarco_dev", "trec2019", "trec2020"}
-    for model in ("bm25", "splade"):
-        rows = df[df["model"] == model]
-        assert set(rows["dataset"]) == tests, (model, df)
-        for measure in ("RR@10", "nDCG@10", "R@1000", "AP"):
-            assert rows[measure].between(0, 1).all(), (model, measure)
-    splade = df[df["model"] == "splade"]
-    assert (splade["nonzeros_d"] > 0).all() and (splade["latency_ms"] > 0).all()
+    check_msmarco_results(home, *outcomes[recipe])
     # MNTP adapted the model that the ranking training started from
     tasks = [job.parent.name for job in experiment_jobs(home, RECIPES[recipe])]
     assert tasks.count("splade.mntp.mntpadaptation") == 1
     assert tasks.count("xpm_torch.learner.learner") == 1
-    assert not (home / "network.log").exists()

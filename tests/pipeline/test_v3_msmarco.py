@@ -7,10 +7,13 @@ for the teacher ensemble. The two recipes share one workspace: the
 inference-free recipe reuses the first stage's index, the pool and every
 teacher's scores, and computes its IDF table on the passages"""
 
-import pandas as pd
 import pytest
-from conftest import failure_report, run
-from shared_runs import MSMARCO_GROUP, experiment_jobs
+from shared_runs import (
+    MSMARCO_GROUP,
+    check_msmarco_results,
+    experiment_jobs,
+    run_msmarco_recipes,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(MSMARCO_GROUP)]
 
@@ -49,32 +52,13 @@ RECIPES = ["splade_v3", "splade_v3_idf"]
 @pytest.fixture(scope="module")
 def runs(msmarco_workspace):
     ws = msmarco_workspace
-    outcomes = {}
-    for recipe in RECIPES:
-        command = ["experimaestro", "run-experiment", f"splade/{recipe}.yaml"]
-        for option in SIZES:
-            command += ["-c", option.format(**ws.values)]
-        log = ws.home / f"{recipe}.log"
-        outcomes[recipe] = run(command, ws.env, log, timeout=1800), log
-    return ws.home, outcomes
+    return ws.home, run_msmarco_recipes(ws, RECIPES, SIZES)
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_recipe_runs_end_to_end(runs, recipe):
     home, outcomes = runs
-    code, log = outcomes[recipe]
-    assert code == 0, failure_report(home, log)
-    text = log.read_text(errors="replace")
-    df = pd.read_csv(text.split("Saved results in ")[1].split()[0])
-    tests = {"msmarco_dev", "trec2019", "trec2020"}
-    for model in ("bm25", "splade"):
-        rows = df[df["model"] == model]
-        assert set(rows["dataset"]) == tests, (model, df)
-        for measure in ("RR@10", "nDCG@10", "R@1000", "AP"):
-            assert rows[measure].between(0, 1).all(), (model, measure)
-    splade = df[df["model"] == "splade"]
-    assert (splade["nonzeros_d"] > 0).all() and (splade["latency_ms"] > 0).all()
-    assert not (home / "network.log").exists()
+    check_msmarco_results(home, *outcomes[recipe])
 
 
 def test_the_recipes_share_the_pool_and_the_teachers(runs):

@@ -324,6 +324,43 @@ def msmarco_workspace(tmp_path_factory) -> MSMarcoWorkspace:
     return MSMarcoWorkspace(home, env, values)
 
 
+#: The test collections of the MS MARCO recipes
+MSMARCO_TESTS = {"msmarco_dev", "trec2019", "trec2020"}
+
+
+def run_msmarco_recipes(ws: MSMarcoWorkspace, recipes, options):
+    """recipe -> (exit status, log) of each recipe run in turn in the MS
+    MARCO workspace with the ``-c`` ``options`` (formatted with the
+    workspace's values)"""
+    outcomes = {}
+    for recipe in recipes:
+        command = ["experimaestro", "run-experiment", f"splade/{recipe}.yaml"]
+        for option in options:
+            command += ["-c", option.format(**ws.values)]
+        log = ws.home / f"{recipe}.log"
+        outcomes[recipe] = run(command, ws.env, log, timeout=1800), log
+    return outcomes
+
+
+def check_msmarco_results(home: Path, code: int, log: Path, tests=MSMARCO_TESTS):
+    """A MS MARCO recipe's run ended well: BM25 and SPLADE evaluated on each
+    of ``tests`` (measures in [0, 1]), SPLADE's vectors and latencies
+    measured, nothing downloaded; returns its results table"""
+    import pandas as pd
+
+    assert code == 0, failure_report(home, log)
+    df = pd.read_csv(saved_results(log))
+    for model in ("bm25", "splade"):
+        rows = df[df["model"] == model]
+        assert set(rows["dataset"]) == tests, (model, df)
+        for measure in ("RR@10", "nDCG@10", "R@1000", "AP"):
+            assert rows[measure].between(0, 1).all(), (model, measure)
+    splade = df[df["model"] == "splade"]
+    assert (splade["nonzeros_d"] > 0).all() and (splade["latency_ms"] > 0).all()
+    assert not (home / "network.log").exists()
+    return df
+
+
 # --- The debug recipe through the Slurm launcher (launchers/slurm), with
 # fake sbatch, srun, sacct, squeue and scancel (tests/support/fake_slurm)
 
