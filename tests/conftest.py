@@ -18,20 +18,9 @@ sys.path.insert(0, str(Path(__file__).parent / "support"))
 # datamaestro folder, not the user's (set before datamaestro is imported)
 os.environ.setdefault("DATAMAESTRO_DIR", tempfile.mkdtemp(prefix="splade-tests-"))
 
-# pytest-xdist's workers share the cores: each worker, and every process it
-# starts (experiments, jobs, DDP ranks), gets its share of them as torch
-# threads (set before torch is imported), as a user running two experiments
-# at once would set it. With one thread per core in every process, torch's
-# OpenMP threads wait for each other at every operation while the other
-# worker's processes hold the cores (docs/testing.md, "Threads")
-_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-if _WORKERS > 1:
-    os.environ.setdefault(
-        "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS))
-    )
-
 import network_guard
 import pytest
+import worker_threads  # noqa: F401 (sets the threads before torch is imported)
 from experimaestro.experiments.cli import ConfigurationLoader
 from experimaestro.utils.config import deep_merge, from_dotlist, validate_attrs
 

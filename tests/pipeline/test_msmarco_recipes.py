@@ -15,18 +15,21 @@ import normal_DistilMSE.yaml's test collections are evaluated on MS MARCO
 dev only: its own run evaluates all three."""
 
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, failure_report, run
-from shared_runs import MSMARCO_GROUP, experiment_jobs
+from conftest import ROOT, run
+from shared_runs import (
+    MSMARCO_GROUP,
+    MSMARCO_TESTS,
+    check_msmarco_results,
+    experiment_jobs,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(MSMARCO_GROUP)]
 
 #: The test collections of the recipes
-TESTS = {"msmarco_dev", "trec2019", "trec2020"}
+TESTS = MSMARCO_TESTS
 
 #: The recipes that import normal_DistilMSE.yaml's test collections
 #: (``data.tests``: the three of :data:`TESTS`, which its own run
@@ -61,6 +64,7 @@ RECIPES = {
 def evaluated_collections(recipe: str) -> set:
     """The test collections that the run of ``recipe`` evaluates"""
     return {"msmarco_dev"} if INHERITED_TESTS in RECIPES[recipe] else TESTS
+
 
 #: Size overrides of every recipe
 COMMON = [
@@ -106,31 +110,14 @@ def runs(staged):
         return dict(zip(RECIPES, pool.map(run_recipe, RECIPES), strict=True))
 
 
-def results(log: Path) -> pd.DataFrame:
-    text = log.read_text(errors="replace")
-    marker = "Saved results in "
-    assert marker in text, f"no results in {log}"
-    return pd.read_csv(text.split(marker)[1].split()[0])
-
-
 @pytest.mark.parametrize("recipe", list(RECIPES))
 def test_recipe_runs_end_to_end(staged, runs, recipe):
     home, _, _ = staged
-    code, log = runs[recipe]
-    assert code == 0, failure_report(home, log)
-    df = results(log)
     tests = evaluated_collections(recipe)
-    for model in ("bm25", "splade"):
-        rows = df[df["model"] == model]
-        assert set(rows["dataset"]) == tests, (model, df)
-        for measure in ("RR@10", "nDCG@10", "R@1000", "AP"):
-            assert rows[measure].between(0, 1).all(), (model, measure)
-    splade = df[df["model"] == "splade"]
-    assert (splade["nonzeros_d"] > 0).all() and (splade["latency_ms"] > 0).all()
+    df = check_msmarco_results(home, *runs[recipe], tests)
     if recipe == "splade_pp_sd":
         first = df[df["model"] == "splade-first-stage"]
         assert set(first["dataset"]) == tests
-    assert not (home / "network.log").exists()
 
 
 def test_restricted_recipes_inherit_the_tested_collections():
