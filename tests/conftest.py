@@ -230,7 +230,7 @@ def user_environment(home: Path) -> dict:
     bindir = Path(sys.executable).parent
     env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
     # (under pytest-xdist, OMP_NUM_THREADS: the worker's share of the cores,
-    # set at the top of this file)
+    # set by worker_threads.py)
     return env
 
 
