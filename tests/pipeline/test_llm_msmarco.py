@@ -11,6 +11,7 @@ tests/unit/test_llm_recipes.py and tests/unit/test_decoder_encoder.py)"""
 import pytest
 from shared_runs import (
     MSMARCO_GROUP,
+    MSMARCO_SIZES,
     check_msmarco_results,
     experiment_jobs,
     run_msmarco_recipes,
@@ -20,10 +21,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(MSMARCO_GROUP)]
 
 #: Size overrides (the recipes' values otherwise)
 SIZES = [
+    *MSMARCO_SIZES,
     "model.base_hf_id={llama}",
-    "model.query_maxlen=16",
-    "model.document_maxlen=64",
-    "model.lambda_warmup_steps=5",
     "model.mntp.steps=4",
     "model.mntp.batch_size=8",
     "model.mntp.maxlen=64",
@@ -31,17 +30,8 @@ SIZES = [
     # datamaestro definition counts (the passages MNTP draws from)
     "model.mntp.max_documents=2000",
     "model.mntp.requirements=duration=1h",
-    "learner.optimization.max_epochs=2",
     "learner.optimization.steps_per_epoch=4",
     "learner.optimization.batch_size=4",
-    "learner.optimization.num_warmup_steps=2",
-    "learner.validation_interval=1",
-    "learner.num_workers=0",
-    "data.validation_size=20",
-    "bm25.validation_topk=20",
-    "indexation.batch_size=64",
-    "retrieval.topk=100",
-    "retrieval.efficiency_queries=10",
 ]
 
 RECIPES = {"splade_llm": "splade-llm"}

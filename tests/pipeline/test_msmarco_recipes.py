@@ -21,6 +21,7 @@ import yaml
 from conftest import ROOT, run
 from shared_runs import (
     MSMARCO_GROUP,
+    MSMARCO_SIZES,
     MSMARCO_TESTS,
     check_msmarco_results,
     experiment_jobs,
@@ -68,21 +69,10 @@ def evaluated_collections(recipe: str) -> set:
 
 #: Size overrides of every recipe
 COMMON = [
+    *MSMARCO_SIZES,
     "model.base_hf_id={mlm}",
-    "model.query_maxlen=16",
-    "model.document_maxlen=64",
-    "model.lambda_warmup_steps=5",
-    "learner.optimization.max_epochs=2",
     "learner.optimization.steps_per_epoch=5",
     "learner.optimization.batch_size=8",
-    "learner.optimization.num_warmup_steps=2",
-    "learner.validation_interval=1",
-    "learner.num_workers=0",
-    "data.validation_size=20",
-    "bm25.validation_topk=20",
-    "indexation.batch_size=64",
-    "retrieval.topk=100",
-    "retrieval.efficiency_queries=10",
 ]
 
 

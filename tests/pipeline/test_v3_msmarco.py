@@ -10,6 +10,7 @@ teacher's scores, and computes its IDF table on the passages"""
 import pytest
 from shared_runs import (
     MSMARCO_GROUP,
+    MSMARCO_SIZES,
     check_msmarco_results,
     experiment_jobs,
     run_msmarco_recipes,
@@ -19,22 +20,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(MSMARCO_GROUP)]
 
 #: Size overrides (the recipes' values otherwise)
 SIZES = [
+    *MSMARCO_SIZES,
     "model.base_hf_id={mlm}",
-    "model.query_maxlen=16",
-    "model.document_maxlen=64",
-    "model.lambda_warmup_steps=5",
-    "learner.optimization.max_epochs=2",
     "learner.optimization.steps_per_epoch=4",
     "learner.optimization.batch_size=4",
-    "learner.optimization.num_warmup_steps=2",
     "learner.negatives=4",
-    "learner.validation_interval=1",
-    "learner.num_workers=0",
-    "data.validation_size=20",
-    "bm25.validation_topk=20",
-    "indexation.batch_size=64",
-    "retrieval.topk=100",
-    "retrieval.efficiency_queries=10",
     "mining.first_stage={mlm}",
     "mining.teachers={teacher_a},{teacher_b}",
     "mining.rescale={teacher_a}",

@@ -324,6 +324,24 @@ def msmarco_workspace(tmp_path_factory) -> MSMarcoWorkspace:
     return MSMarcoWorkspace(home, env, values)
 
 
+#: Size overrides of every MS MARCO recipe run (short texts, two short
+#: epochs, small validation and retrieval depths); each test adds its
+#: model, steps and batch size
+MSMARCO_SIZES = [
+    "model.query_maxlen=16",
+    "model.document_maxlen=64",
+    "model.lambda_warmup_steps=5",
+    "learner.optimization.max_epochs=2",
+    "learner.optimization.num_warmup_steps=2",
+    "learner.validation_interval=1",
+    "learner.num_workers=0",
+    "data.validation_size=20",
+    "bm25.validation_topk=20",
+    "indexation.batch_size=64",
+    "retrieval.topk=100",
+    "retrieval.efficiency_queries=10",
+]
+
 #: The test collections of the MS MARCO recipes
 MSMARCO_TESTS = {"msmarco_dev", "trec2019", "trec2020"}
 
