@@ -270,17 +270,13 @@ _SPARSE_DTYPES = (torch.float32, torch.float64)
 def _sparse_rows(rows, columns, values, shape) -> torch.Tensor:
     """The sparse CSR matrix of ``shape`` with ``values`` at ``(rows,
     columns)`` (each pair once)"""
-    order = torch.argsort(rows * shape[1] + columns)
-    counts = torch.bincount(rows, minlength=shape[0])
-    crow = torch.zeros(shape[0] + 1, dtype=torch.long, device=rows.device)
-    torch.cumsum(counts, 0, out=crow[1:])
+    indices = torch.stack([rows, columns])
+    matrix = torch.sparse_coo_tensor(indices, values, shape, check_invariants=False)
     with warnings.catch_warnings():
         # "Sparse CSR tensor support is in beta state" (torch 2.x): the
         # product with a dense matrix, all that is used here, is not
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support")
-        return torch.sparse_csr_tensor(
-            crow, columns[order], values[order], shape, check_invariants=False
-        )
+        return matrix.to_sparse_csr()
 
 
 def max_logits(
