@@ -520,6 +520,17 @@ class Decoder:
     hidden_size ** -0.25 (0.1487 for Llama-3.2-1B's 2,048, 0.125 for
     Llama-3-8B's 4,096); 1 elsewhere"""
 
+    logit_bias: float = 0.0
+    """Added to the (scaled) logits before log(1 + ReLU), a constant. The
+    logits of a pretrained decoder may share a large offset that softmax
+    ignores: SmolLM2-135M's are 13.9 on average, 99.7% of them positive, so
+    that every vocabulary entry is active in every text and the ranking
+    training does not start (docs/llm.md). A negative bias leaves the
+    highest logits only (SmolLM2-135M with Lion-SP's scale 576 ** -0.25:
+    -5.3 keeps about 1,500 of 49,152 entries per document of the debug
+    collection). 0 for the published models (Lion-SP, LACONIC), whose
+    training started with none"""
+
     lora: Optional[LoRASettings] = None
     """LoRA adapters (unset: every weight is trained)"""
 

@@ -164,6 +164,7 @@ def decoder_problems(model: Model) -> List[str]:
                 ("bidirectional", model.decoder.bidirectional),
                 ("echo", model.decoder.echo),
                 ("logit_scale", model.decoder.logit_scale != 1.0),
+                ("logit_bias", model.decoder.logit_bias != 0.0),
                 ("lora", model.decoder.lora is not None),
                 ("adapter_base", model.decoder.adapter_base),
             )
@@ -331,6 +332,7 @@ def decoder_model(cfg: Model, adapted=None):
         bidirectional=options.bidirectional,
         echo=options.echo,
         logit_scale=options.logit_scale,
+        logit_bias=options.logit_bias,
         lora=lora,
         adapter_base=options.adapter_base,
         gradient_checkpointing=options.gradient_checkpointing,

@@ -20,7 +20,9 @@ the same memory-light head). The options are those of the papers:
   Mistral-SPLADE, Doshi et al., 2024, arXiv 2408.11119; CSPLADE-echo);
 - **logit scale** ``s``: Lion-SP multiplies the logits by
   ``hidden_size ** -0.25`` (``DecoderOnlyBiSparse.encode``,
-  HansiZeng/scaling-retriever);
+  HansiZeng/scaling-retriever); and a constant **logit bias** added after
+  it, for a pretrained model whose logits share a large positive offset
+  (every entry would be active in every text);
 - **LoRA** through ``peft`` (r, alpha, dropout, target modules), gradient
   checkpointing, and the weights' dtype (bfloat16 where the GPU has it).
 
@@ -472,6 +474,10 @@ class DecoderSpladeEncoder(SpladeMaxEncoder):
     """Factor of the logits before log(1 + ReLU) (Lion-SP: hidden_size **
     -0.25)"""
 
+    logit_bias: Param[float] = field(default=0.0, ignore_default=True)
+    """Added to the scaled logits before log(1 + ReLU) (a pretrained
+    decoder's logits may share a large positive offset)"""
+
     def __initialize__(self):
         # Not SpladeTextEncoder's: the body and the head are not kept as
         # submodules, but taken from the model at each forward (a loaded
@@ -495,6 +501,9 @@ class DecoderSpladeEncoder(SpladeMaxEncoder):
 
     def _logit_scale(self) -> float:
         return self.logit_scale
+
+    def _logit_bias(self) -> float:
+        return self.logit_bias
 
     def _inputs(self, texts):
         if not self._initialized:
@@ -545,6 +554,7 @@ class DecoderSpladeEncoder(SpladeMaxEncoder):
             **self.encoder.settings(),
             "echo": self.echo,
             "logit_scale": self.logit_scale,
+            "logit_bias": self.logit_bias,
             "pooling": "max",
             "maxlen": self.maxlen,
         }
@@ -581,7 +591,7 @@ def export_merged(folder, output, dtype: torch.dtype = torch.float32):
     """Writes, from a saved :class:`DecoderSpladeEncoder` (``folder``), a
     plain Hugging Face causal LM folder with its LoRA merged (loadable with
     ``AutoModelForCausalLM.from_pretrained``), its tokenizer, and its
-    ``splade_decoder.json`` (attention, echo, logit scale: what
+    ``splade_decoder.json`` (attention, echo, logit scale and bias: what
     ``transformers`` does not know)"""
     folder, output = Path(folder), Path(output)
     settings = read_settings(folder)
@@ -609,6 +619,7 @@ def decoder_encoders(
     bidirectional: bool = False,
     echo: bool = False,
     logit_scale: float = 1.0,
+    logit_bias: float = 0.0,
     lora: Optional[LoRA] = None,
     adapter_base: Optional[str] = None,
     gradient_checkpointing: bool = False,
@@ -652,6 +663,7 @@ def decoder_encoders(
         aggregation=MaxAggregation.C(),
         echo=echo,
         logit_scale=logit_scale,
+        logit_bias=logit_bias,
         head=head,
     )
     document = DecoderSpladeEncoder.C(

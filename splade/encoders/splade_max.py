@@ -203,6 +203,10 @@ class SpladeMaxEncoder(SpladeTextEncoder):
         """The factor of the logits before log(1 + ReLU) (1 for BERT)"""
         return 1.0
 
+    def _logit_bias(self) -> float:
+        """Added to the scaled logits before log(1 + ReLU) (0 for BERT)"""
+        return 0.0
+
     def _max_pool(self, hidden, mask, lengths: List[int]) -> torch.Tensor:
         """log(1 + ReLU(max over the pooled tokens of the logits))"""
         # Pooled tokens only, text after text (N x hidden)
@@ -219,6 +223,10 @@ class SpladeMaxEncoder(SpladeTextEncoder):
         scale = self._logit_scale()
         if scale != 1.0:
             maxima = maxima * scale
+        bias = self._logit_bias()
+        if bias != 0.0:
+            # a constant: the maximum over tokens is unchanged
+            maxima = maxima + bias
         # relu, not clamp: its gradient at 0 is 0, as in xpmir (a logit of
         # exactly 0, e.g. of a zero embedding such as [PAD], gets no gradient)
         return torch.log1p(torch.relu(maxima))

@@ -94,10 +94,13 @@ def encoders(folder, **options):
     return document
 
 
-def reference(folder, texts, maxlen, bidirectional, echo=False, scale=1.0):
+def reference(
+    folder, texts, maxlen, bidirectional, echo=False, scale=1.0, bias=0.0
+):
     """SPLADE-max with transformers alone: the LM's logits of every token
     (bidirectional: a padding-only 4D mask), the maximum over the pooled
-    tokens of log(1 + ReLU(scale * logits)); returns (vectors, model)"""
+    tokens of log(1 + ReLU(scale * logits + bias)); returns (vectors,
+    model)"""
     from transformers.masking_utils import create_bidirectional_mask
 
     model = load_causal_lm(str(folder))
@@ -133,7 +136,7 @@ def reference(folder, texts, maxlen, bidirectional, echo=False, scale=1.0):
                 allow_is_bidirectional_skip=False,
             )
         logits = model(inputs_embeds=embeds, attention_mask=mask).logits[0]
-        weights = torch.log1p(torch.relu(scale * logits))
+        weights = torch.log1p(torch.relu(scale * logits + bias))
         vectors.append(weights[torch.tensor(pool).bool()].amax(dim=0))
     return torch.stack(vectors), model
 
@@ -207,6 +210,23 @@ def test_logit_scale(tokenizer_folder):
     ).value
     expected, _ = reference(tokenizer_folder, TEXTS, 16, True, scale=scale)
     torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_logit_bias(tokenizer_folder):
+    """A constant added to the scaled logits before log(1 + ReLU): values as
+    transformers' logits give them, and fewer active entries than without"""
+    scale, bias = 64**-0.25, -0.05
+    value = encoders(
+        tokenizer_folder, bidirectional=True, logit_scale=scale, logit_bias=bias
+    )(records()).value
+    expected, _ = reference(
+        tokenizer_folder, TEXTS, 16, True, scale=scale, bias=bias
+    )
+    torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-5)
+    unbiased = encoders(tokenizer_folder, bidirectional=True, logit_scale=scale)(
+        records()
+    ).value
+    assert 0 < (value > 0).sum() < (unbiased > 0).sum()
 
 
 def test_lora_trains_the_adapters_only_and_saves_them_as_peft(
@@ -310,3 +330,30 @@ def test_topk_keeps_k_weights(tokenizer_folder):
     assert ((value > 0).sum(dim=1) == 5).all()
     top = full.topk(5, dim=1).values
     torch.testing.assert_close(value.topk(5, dim=1).values, top.detach())
+
+
+SMOLLM2 = Path(__file__).parents[2].parent / "shared" / "models" / "smollm2-135m"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not SMOLLM2.is_dir(), reason="../shared/models/smollm2-135m is absent"
+)
+def test_logit_bias_makes_a_pretrained_decoder_sparse():
+    """SmolLM2-135M's logits share a positive offset (13.9 on average): as it
+    is, nearly every vocabulary entry is active in every text; with
+    Lion-SP's scale and the bias of docs/llm.md, a few percent are"""
+    pytest.importorskip("gguf")
+    from splade.debug_data import DebugCollectionSpec, generate
+
+    texts = [text for _, text in generate(DebugCollectionSpec()).documents[:8]]
+    vocabulary = 49_152
+    options = dict(bidirectional=True, logit_scale=576**-0.25)
+    plain = encoders(SMOLLM2, **options)(records(texts)).value
+    assert plain.shape[1] == vocabulary
+    assert ((plain > 0).sum(1) > 0.9 * vocabulary).all()
+    biased = encoders(SMOLLM2, logit_bias=-5.3, **options)(records(texts)).value
+    active = (biased > 0).sum(1)
+    # 454 to 3,606 of 49,152 (1,530 on average) on 2026-12-03
+    assert ((active > 10) & (active < 0.1 * vocabulary)).all(), active
+    assert active.float().mean() < 0.05 * vocabulary, active
