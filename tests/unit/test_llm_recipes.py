@@ -126,6 +126,7 @@ def test_the_mntp_requirements_find_a_launcher():
     [
         ("model.decoder.bidirectional=true", "model.decoder.bidirectional"),
         ("model.decoder.logit_scale=0.5", "model.decoder.logit_scale"),
+        ("model.decoder.logit_bias=-1", "model.decoder.logit_bias"),
         ("model.mntp.steps=10", "model.mntp"),
         ("model.dying_relu.remedy=adaptation", "model.dying_relu.remedy"),
     ],
