@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SHARED
 from datamaestro_ir.data import SimpleTextItem
 
 from splade.encoders.decoder import (
@@ -332,7 +333,7 @@ def test_topk_keeps_k_weights(tokenizer_folder):
     torch.testing.assert_close(value.topk(5, dim=1).values, top.detach())
 
 
-SMOLLM2 = Path(__file__).parents[2].parent / "shared" / "models" / "smollm2-135m"
+SMOLLM2 = SHARED / "models" / "smollm2-135m"
 
 
 @pytest.mark.slow
