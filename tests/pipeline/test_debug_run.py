@@ -274,6 +274,19 @@ def test_splade_learns(debug_run):
     assert ndcg["splade"] > ndcg["splade-untrained"] + 0.3
 
 
+def test_debug_lexical_benchmark_is_the_runs_bm25(debug_run):
+    """bench.debug_lexical's BM25 (scipy, whitespace words) gives the run's
+    BM25 row (impact-index's bag-of-words index): the benchmark's
+    sub-word figures are comparable with the run's"""
+    from bench.debug_lexical import evaluate
+    from splade.debug_data import generate
+
+    row = results(debug_run).set_index("model").loc["bm25"]
+    found = evaluate(generate(), lambda text: text.lower().split())
+    assert found["nDCG@10"] == pytest.approx(row["nDCG@10"], abs=1e-4)
+    assert found["RR@10"] == pytest.approx(row["RR@10"], abs=1e-4)
+
+
 def test_training_metrics_of_every_epoch(debug_run):
     """TensorBoard has the training loss of each of the 6 epochs (the last
     one included) and the validation measures"""

@@ -117,6 +117,7 @@ def test_help_states_the_defaults_of_data_and_models(name):
         ("shards", ["--encode", "8", "--model", "{missing}", "--docs", "10"]),
         ("approximate", ["--data", "{missing}", "--workdir", "{tmp}"]),
         ("milvus", ["--data", "{missing}", "--workdir", "{tmp}"]),
+        ("debug_lexical", ["--tokenizer", "{missing}"]),
     ],
 )
 def test_a_missing_folder_stops_before_any_work(name, argv, tmp_path, capsys):
@@ -250,3 +251,26 @@ def test_a_build_runs_in_a_child_process_once(tmp_path):
     found = [search(*common.query(queries, q), 10) for q in range(10)]
     exact = common.exact_tops(documents.tocsc(), queries, 10)
     assert common.recall(found, exact) == 1.0
+
+
+# --- bench.debug_lexical
+
+
+def test_debug_lexical_pieces_shared_by_words_lower_bm25():
+    """Cutting the debug collection's made-up words into pieces that other
+    words share (here: their first two letters and the rest) lowers BM25,
+    and the count of words sharing a piece is right"""
+    from bench.debug_lexical import evaluate, pieces_shared
+    from splade.debug_data import generate
+
+    collection = generate()
+    words = evaluate(collection, lambda text: text.lower().split())
+    cut = lambda text: [p for w in text.split() for p in (w[:2], w[2:]) if p]  # noqa: E731
+    pieces = evaluate(collection, cut)
+    assert 0 < pieces["nDCG@10"] < words["nDCG@10"] < 1
+    assert 0 < pieces["RR@10"] < words["RR@10"]
+    count, mean, sharing = pieces_shared(collection, cut)
+    assert count == 200 and 1 < mean <= 2
+    made_up = {w for g in collection.document_words + collection.query_words for w in g}
+    starts = [w[:2] for w in made_up]
+    assert sharing >= sum(starts.count(s) > 1 for s in starts)
