@@ -71,9 +71,8 @@ def evaluate(collection, analyze, split="test"):
 def pieces_shared(collection, tokenize):
     """(made-up words, mean pieces per word, words that share a piece with
     another made-up word)"""
-    words = sorted(
-        {w for group in collection.document_words + collection.query_words for w in group}
-    )
+    groups = collection.document_words + collection.query_words
+    words = sorted({w for group in groups for w in group})
     split = {w: tokenize(" " + w) for w in words}
     owners = {}
     for word, pieces in split.items():
@@ -110,9 +109,14 @@ def main(argv=None):
 
     collection = generate()
     found = evaluate(collection, lambda text: text.lower().split())
-    print("| analysis | RR@10 | nDCG@10 | pieces per made-up word | words sharing a piece |")
+    print(
+        "| analysis | RR@10 | nDCG@10 | pieces per made-up word "
+        "| words sharing a piece |"
+    )
     print("|---|---:|---:|---:|---:|")
-    print(f"| whitespace words | {found['RR@10']:.4f} | {found['nDCG@10']:.4f} | 1 | 0 |")
+    print(
+        f"| whitespace words | {found['RR@10']:.4f} | {found['nDCG@10']:.4f} | 1 | 0 |"
+    )
     for folder in tokenizers:
         tokenize = AutoTokenizer.from_pretrained(folder).tokenize
         found = evaluate(collection, tokenize)
