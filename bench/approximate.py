@@ -21,7 +21,10 @@ tests), for every search setting of
 
 For each engine and lever: the fastest setting reaching recall@10 0.95,
 0.97 and 0.99, its speed-up over exact search, and the postings it reads
-per query (the exhaustive engine reads every posting of the query terms).
+per query (the exhaustive engine reads every posting of the query terms);
+for each collection, how close the exact top-10's last scores are and how
+spread the queries' weight is (:func:`closeness`: why recall is hard to
+keep as the collection grows).
 Indices are built once under ``--workdir`` (each in its own process, like
 :mod:`bench.retrieval_engines`, whose indices it shares); the measures of a
 collection are kept in its ``approximate.json`` (remove it to measure
@@ -273,6 +276,39 @@ def measure(
     return measures
 
 
+def closeness(tops, query_weights, heaviest=(10, 20)) -> dict:
+    """Why recall is hard to keep: from each query's exact scores (best
+    first, at least 11) and its weights, the relative gap between the 10th
+    and 11th scores (median, and the share of queries where it is under
+    1%: a document that an approximation scores 1% too low leaves the
+    top-10), and the share of the query's weight held by its ``heaviest``
+    terms (those Seismic's ``query_cut`` keeps)"""
+    gaps = np.array([(top[9] - top[10]) / top[9] for top in tops if len(top) > 10])
+    found = {
+        "median_gap": float(np.median(gaps)),
+        "under_1pc": float(np.mean(gaps < 0.01)),
+    }
+    for count in heaviest:
+        found[f"weight_{count}"] = float(
+            np.mean([np.sort(w)[::-1][:count].sum() / w.sum() for w in query_weights])
+        )
+    return found
+
+
+def near_ties(folder: Path) -> dict:
+    """:func:`closeness` of a collection's queries (exact search)"""
+    from splade.engines.exhaustive import SparseIndex
+
+    queries = common.load_queries(folder)
+    searcher = SparseIndex.load(folder / "exhaustive").searcher()
+    tops, weights = [], []
+    for q in range(queries.shape[0]):
+        terms, values = common.query(queries, q)
+        tops.append(np.sort(np.asarray(searcher.search(terms, values, 11)[1]))[::-1])
+        weights.append(np.asarray(values, dtype=np.float64))
+    return closeness(tops, weights)
+
+
 # --- Report
 
 
@@ -473,8 +509,11 @@ def main(argv=None):
         "each engine and lever.",
         "",
     ]
-    for label, measures in results.items():
+    for (label, measures), folder in zip(
+        results.items(), folders.values(), strict=True
+    ):
         first, last = (b[0] for b in measures["baseline"])
+        ties = near_ties(folder)
         text += [
             f"### {label}: exact search {baseline_ms(measures):.2f} ms "
             f"({first:.2f} first, {last:.2f} last)",
@@ -485,7 +524,11 @@ def main(argv=None):
             "of the index). Fastest setting of each engine and lever at each "
             "recall (postings read: relative to exact search's, for the "
             "engines of this package; `pruned` counts the candidates' forward "
-            "vectors too; `-`: not known, as Seismic's):",
+            "vectors too; `-`: not known, as Seismic's). The exact 10th and "
+            f"11th scores differ by {ties['median_gap']:.2%} (median; under 1% "
+            f"for {ties['under_1pc']:.0%} of the queries), and a query's 10 "
+            f"heaviest terms hold {ties['weight_10']:.0%} of its weight (20: "
+            f"{ties['weight_20']:.0%}):",
             "",
             summary(measures),
             "",

@@ -274,3 +274,21 @@ def test_debug_lexical_pieces_shared_by_words_lower_bm25():
     made_up = {w for g in collection.document_words + collection.query_words for w in g}
     starts = [w[:2] for w in made_up]
     assert sharing >= sum(starts.count(s) > 1 for s in starts)
+
+
+# --- bench.approximate
+
+
+def test_closeness_of_the_exact_top():
+    """The 10th / 11th score gap and the heaviest terms' share of a query's
+    weight, as bench.approximate reports them"""
+    from bench.approximate import closeness
+
+    top = np.arange(20, 0, -1, dtype=float)  # 20, 19, ..., 1: 10th 11, 11th 10
+    tight = np.array([10.0] * 10 + [9.95] * 5)  # a gap of 0.5%
+    weights = [np.array([4.0, 1.0] + [0.25] * 20), np.ones(40)]
+    found = closeness([top, tight, tight[:10]], weights, heaviest=(1, 10))
+    assert found["median_gap"] == pytest.approx((1 / 11 + 0.005) / 2)
+    assert found["under_1pc"] == pytest.approx(0.5)  # the short top is left out
+    assert found["weight_1"] == pytest.approx((4 / 10 + 1 / 40) / 2)
+    assert found["weight_10"] == pytest.approx((7 / 10 + 10 / 40) / 2)
