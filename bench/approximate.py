@@ -283,7 +283,9 @@ def closeness(tops, query_weights, heaviest=(10, 20)) -> dict:
     1%: a document that an approximation scores 1% too low leaves the
     top-10), and the share of the query's weight held by its ``heaviest``
     terms (those Seismic's ``query_cut`` keeps)"""
-    gaps = np.array([(top[9] - top[10]) / top[9] for top in tops if len(top) > 10])
+    gaps = np.array(
+        [(top[9] - top[10]) / top[9] for top in tops if len(top) > 10 and top[9] > 0]
+    )
     found = {
         "median_gap": float(np.median(gaps)),
         "under_1pc": float(np.mean(gaps < 0.01)),

@@ -287,8 +287,10 @@ def test_closeness_of_the_exact_top():
     top = np.arange(20, 0, -1, dtype=float)  # 20, 19, ..., 1: 10th 11, 11th 10
     tight = np.array([10.0] * 10 + [9.95] * 5)  # a gap of 0.5%
     weights = [np.array([4.0, 1.0] + [0.25] * 20), np.ones(40)]
-    found = closeness([top, tight, tight[:10]], weights, heaviest=(1, 10))
+    unmatched = np.zeros(11)  # a query matching no document
+    found = closeness([top, tight, tight[:10], unmatched], weights, heaviest=(1, 10))
     assert found["median_gap"] == pytest.approx((1 / 11 + 0.005) / 2)
-    assert found["under_1pc"] == pytest.approx(0.5)  # the short top is left out
+    # the short top and the query without a match are left out
+    assert found["under_1pc"] == pytest.approx(0.5)
     assert found["weight_1"] == pytest.approx((4 / 10 + 1 / 40) / 2)
     assert found["weight_10"] == pytest.approx((7 / 10 + 10 / 40) / 2)
