@@ -22,10 +22,15 @@ from bench import common
 SMOLLM2 = common.SHARED / "models" / "smollm2-135m"
 
 
-def bm25_run(documents, queries, analyze, k1=0.9, b=0.4):
-    """BM25 (Lucene's IDF, the debug run's k1 and b) of every document for
-    every query: qid -> {docid: score} (positive scores only)"""
+def bm25_run(documents, queries, analyze):
+    """BM25 (Lucene's IDF, the k1 and b of the debug run's ``bm25``
+    section) of every document for every query: qid -> {docid: score}
+    (positive scores only)"""
     import scipy.sparse as sp
+
+    from splade.configuration import BM25
+
+    k1, b = BM25().k1, BM25().b
 
     vocabulary = {}
     rows, columns = [], []
